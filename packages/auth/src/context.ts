@@ -1,0 +1,41 @@
+import { contextFromConfig, createTokenVerifier, type ServiceContext } from "@enclave/core";
+import type { JWK } from "jose";
+import type { AuthConfig } from "./config";
+import { DEFAULT_SCRYPT_LOG_N } from "./password";
+import { importSigningKey, type SigningKey, type TokenSettings } from "./tokens";
+
+export interface AuthContext extends ServiceContext {
+  signingKey(): Promise<SigningKey>;
+  tokens: TokenSettings;
+  refreshTtlSeconds: number;
+  /** log2 of scrypt's N; 17 in every deployed stage (tests lower it to stay fast). */
+  passwordCost: number;
+  throttle: { maxFailures: number; windowSeconds: number; lockSeconds: number };
+}
+
+export const defaultThrottle = { maxFailures: 5, windowSeconds: 15 * 60, lockSeconds: 15 * 60 };
+
+/** The auth context of a deployed function: keys from configuration, nothing connected yet. */
+export function authContextFromConfig(config: AuthConfig, overrides: Partial<AuthContext> = {}): AuthContext {
+  const signingJwk = JSON.parse(config.AUTH_SIGNING_KEY) as JWK;
+  let key: Promise<SigningKey> | undefined;
+  const signingKey = () => {
+    key ??= importSigningKey(signingJwk);
+    return key;
+  };
+  const { d: _private, ...publicJwk } = signingJwk;
+  const base = contextFromConfig(config, {
+    // Auth verifies its own tokens with its own public key: no JWKS fetch.
+    verifier: createTokenVerifier({ issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, jwks: { keys: [{ ...publicJwk, alg: "ES256" }] } }),
+    ...overrides,
+  });
+  return {
+    ...base,
+    signingKey,
+    tokens: { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, accessTtlSeconds: config.AUTH_ACCESS_TTL_SECONDS },
+    refreshTtlSeconds: config.AUTH_REFRESH_TTL_DAYS * 86_400,
+    passwordCost: DEFAULT_SCRYPT_LOG_N,
+    throttle: defaultThrottle,
+    ...overrides,
+  };
+}

@@ -1,0 +1,9 @@
+import { defineManifest } from "@enclave/core/service";
+
+export const authManifest = defineManifest({
+  name: "auth",
+  prefix: "/auth",
+  publishes: ["user.registered", "user.role_changed"],
+  subscriptions: [],
+  crons: [{ name: "outbox-sweeper", description: "Publishes outbox rows a crashed request left behind", schedule: "rate(1 minute)" }],
+});

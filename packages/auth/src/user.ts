@@ -1,0 +1,243 @@
+import {
+  AppError,
+  commitWithEvents,
+  createEvent,
+  Email,
+  type EventMetadata,
+  eventSource,
+  iso,
+  mapRow,
+  type Role,
+  relayEvents,
+  roles,
+  rowsOf,
+  uuidv7,
+} from "@enclave/core";
+import { eq, sql } from "drizzle-orm";
+import * as z from "zod/mini";
+import { authOutbox, loginAttemptsTable, refreshTokensTable, usersTable } from "./auth.sql";
+import type { AuthContext } from "./context";
+import { hashPassword, verifyPassword } from "./password";
+import { hashRefreshToken, newRefreshToken, signAccessToken } from "./tokens";
+
+export const UserInfo = z.object({
+  id: z.string(),
+  email: z.string(),
+  name: z.string(),
+  role: z.enum(roles),
+  emailVerified: z.boolean(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type UserInfo = z.output<typeof UserInfo>;
+
+export const Password = z.string().check(z.minLength(8, "must be at least 8 characters"), z.maxLength(128, "must be at most 128 characters"));
+export const RegisterInput = z.strictObject({
+  email: Email,
+  password: Password,
+  name: z.string().check(z.trim(), z.minLength(1, "is required"), z.maxLength(100)),
+});
+export const LoginInput = z.strictObject({
+  email: z.string().check(z.trim(), z.minLength(1), z.maxLength(254)),
+  password: z.string().check(z.minLength(1), z.maxLength(128)),
+});
+export const RefreshInput = z.strictObject({ refreshToken: z.string().check(z.minLength(1), z.maxLength(256)) });
+export const RoleInput = z.strictObject({ role: z.enum(roles) });
+
+export const TokenPair = z.object({ accessToken: z.string(), refreshToken: z.string() });
+export const AuthResult = z.object({ user: UserInfo, accessToken: z.string(), refreshToken: z.string() });
+
+type UserRow = typeof usersTable.$inferSelect;
+
+export function toUserInfo(row: UserRow): UserInfo {
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    role: row.role,
+    emailVerified: row.emailVerified,
+    createdAt: iso(row.createdAt) as string,
+    updatedAt: iso(row.updatedAt) as string,
+  };
+}
+
+const accountKey = (email: string) => email.trim().toLowerCase();
+const source = (ctx: AuthContext) => eventSource(ctx.app, "auth");
+const relayTarget = (ctx: AuthContext) => ({ outbox: authOutbox, source: source(ctx), bus: ctx.bus });
+
+async function issueAccessToken(ctx: AuthContext, user: { id: string; role: Role }) {
+  return signAccessToken(await ctx.signingKey(), ctx.tokens, user);
+}
+
+/** SQL that stores a new refresh token of a family, for use inside a larger statement. */
+function insertRefreshToken(ctx: AuthContext, values: { hash: string; familyId: string; userIdSql: ReturnType<typeof sql>; from?: ReturnType<typeof sql> }) {
+  const expires = sql`now() + ${`${ctx.refreshTtlSeconds} seconds`}::interval`;
+  return sql`insert into ${refreshTokensTable} ("id", "user_id", "family_id", "token_hash", "expires_at") select ${uuidv7()}, ${values.userIdSql}, ${values.familyId}::uuid, ${values.hash}, ${expires} ${values.from ?? sql``}`;
+}
+
+/** Registers a customer: user, first refresh token and user.registered in one statement. */
+export async function registerUser(ctx: AuthContext, input: z.output<typeof RegisterInput>, metadata: EventMetadata) {
+  const db = (await ctx.database()).db;
+  const id = uuidv7();
+  const passwordHash = await hashPassword(input.password, ctx.passwordCost);
+  const refresh = newRefreshToken();
+  const event = createEvent("user.registered", { userId: id, email: input.email, name: input.name, role: "CUSTOMER" }, { ...metadata, actor: id });
+  const [row] = await commitWithEvents(db, {
+    outbox: authOutbox,
+    source: source(ctx),
+    table: usersTable,
+    change: db.insert(usersTable).values({ id, email: input.email, name: input.name, passwordHash, role: "CUSTOMER" }).onConflictDoNothing().returning(),
+    also: [insertRefreshToken(ctx, { hash: refresh.hash, familyId: uuidv7(), userIdSql: sql`"id"`, from: sql`from "change"` })],
+    events: [event],
+  });
+  if (!row) throw new AppError("conflict", "An account with this email already exists.");
+  await relayEvents(db, relayTarget(ctx), [event]);
+  return { user: toUserInfo(row), accessToken: await issueAccessToken(ctx, row), refreshToken: refresh.token };
+}
+
+let dummyHash: Promise<string> | undefined;
+
+/**
+ * Checks credentials. An unknown email costs the same password check as a known one, answers
+ * the same 401, and is throttled the same way, so responses do not reveal which emails exist.
+ */
+export async function login(ctx: AuthContext, input: z.output<typeof LoginInput>) {
+  const db = (await ctx.database()).db;
+  const key = accountKey(input.email);
+  const [found] = rowsOf<Record<string, unknown> & { failures: number | null; retry_after: number | null }>(
+    await db.execute(sql`
+      select u.*, a."failures", ceil(extract(epoch from (a."locked_until" - now())))::int as retry_after
+      from (select ${key}::text as k) k
+      left join ${usersTable} u on lower(u."email") = k.k
+      left join ${loginAttemptsTable} a on a."account_key" = k.k`),
+  );
+  if (found?.retry_after && found.retry_after > 0) {
+    throw new AppError("rate_limited", "Too many failed sign-ins; retry later.", { headers: { "retry-after": String(found.retry_after) } });
+  }
+  const user = found?.id ? mapRow(usersTable, found) : undefined;
+  dummyHash ??= hashPassword("not-a-real-password", ctx.passwordCost);
+  const valid = await verifyPassword(input.password, user?.passwordHash ?? (await dummyHash));
+  if (!user || !valid) {
+    await recordFailedLogin(ctx, key);
+    throw new AppError("unauthorized", "The email or password is wrong.");
+  }
+  const refresh = newRefreshToken();
+  await db.execute(sql`
+    with "token" as (${insertRefreshToken(ctx, { hash: refresh.hash, familyId: uuidv7(), userIdSql: sql`${user.id}::uuid` })}),
+    "cleared" as (delete from ${loginAttemptsTable} where "account_key" = ${key})
+    select 1`);
+  return { user: toUserInfo(user), accessToken: await issueAccessToken(ctx, user), refreshToken: refresh.token };
+}
+
+async function recordFailedLogin(ctx: AuthContext, key: string) {
+  const db = (await ctx.database()).db;
+  const { maxFailures, windowSeconds, lockSeconds } = ctx.throttle;
+  const window = `${windowSeconds} seconds`;
+  const expired = sql`${loginAttemptsTable.windowStartedAt} < now() - ${window}::interval`;
+  const failures = sql`case when ${expired} then 1 else ${loginAttemptsTable.failures} + 1 end`;
+  await db.execute(sql`
+    insert into ${loginAttemptsTable} ("account_key", "failures", "window_started_at", "locked_until")
+    values (${key}, 1, now(), ${maxFailures <= 1 ? sql`now() + ${`${lockSeconds} seconds`}::interval` : sql`null`})
+    on conflict ("account_key") do update set
+      "failures" = ${failures},
+      "window_started_at" = case when ${expired} then now() else ${loginAttemptsTable.windowStartedAt} end,
+      "locked_until" = case when ${failures} >= ${maxFailures} then now() + ${`${lockSeconds} seconds`}::interval else null end`);
+}
+
+/**
+ * Rotates a refresh token in one statement. A token that was already used means it leaked (or
+ * a client raced itself): its whole family is revoked and the caller must sign in again.
+ */
+export async function refreshSession(ctx: AuthContext, refreshToken: string) {
+  const db = (await ctx.database()).db;
+  const hash = hashRefreshToken(refreshToken);
+  const next = newRefreshToken();
+  const [user] = rowsOf<{ id: string; role: Role }>(
+    await db.execute(sql`
+      with "old" as (
+        update ${refreshTokensTable} set "used_at" = now()
+        where "token_hash" = ${hash} and "used_at" is null and "revoked_at" is null and "expires_at" > now()
+        returning "user_id", "family_id", "expires_at"),
+      "next" as (
+        insert into ${refreshTokensTable} ("id", "user_id", "family_id", "token_hash", "expires_at")
+        select ${uuidv7()}, "user_id", "family_id", ${next.hash}, "expires_at" from "old")
+      select u."id", u."role" from ${usersTable} u join "old" on u."id" = "old"."user_id"`),
+  );
+  if (user) return { accessToken: await issueAccessToken(ctx, user), refreshToken: next.token };
+  await db.execute(sql`
+    update ${refreshTokensTable} set "revoked_at" = now()
+    where "revoked_at" is null and "family_id" = (select "family_id" from ${refreshTokensTable} where "token_hash" = ${hash} and "used_at" is not null)`);
+  throw new AppError("unauthorized", "The refresh token is invalid, expired or already used.");
+}
+
+/** Ends the session the refresh token belongs to (its whole family). Unknown tokens are fine. */
+export async function logout(ctx: AuthContext, refreshToken: string) {
+  const db = (await ctx.database()).db;
+  const hash = hashRefreshToken(refreshToken);
+  await db.execute(sql`
+    update ${refreshTokensTable} set "revoked_at" = now()
+    where "revoked_at" is null and "family_id" = (select "family_id" from ${refreshTokensTable} where "token_hash" = ${hash})`);
+}
+
+export async function getUser(ctx: AuthContext, id: string): Promise<UserInfo> {
+  const db = (await ctx.database()).db;
+  const [row] = await db.select().from(usersTable).where(eq(usersTable.id, id));
+  if (!row) throw new AppError("not_found", "No such user.");
+  return toUserInfo(row);
+}
+
+export async function findUserByEmail(ctx: AuthContext, email: string): Promise<UserInfo> {
+  const db = (await ctx.database()).db;
+  const [row] = await db
+    .select()
+    .from(usersTable)
+    .where(sql`lower(${usersTable.email}) = ${accountKey(email)}`);
+  if (!row) throw new AppError("not_found", "No user has this email.");
+  return toUserInfo(row);
+}
+
+/**
+ * Changes a user's role with an optimistic check on the role read first, so user.role_changed
+ * always carries the true previous role even when two admins race.
+ */
+export async function changeRole(ctx: AuthContext, id: string, to: Role, metadata: EventMetadata): Promise<UserInfo> {
+  const db = (await ctx.database()).db;
+  const [current] = await db.select().from(usersTable).where(eq(usersTable.id, id));
+  if (!current) throw new AppError("not_found", "No such user.");
+  if (current.role === to) return toUserInfo(current);
+  const event = createEvent("user.role_changed", { userId: id, from: current.role, to }, metadata);
+  const [row] = await commitWithEvents(db, {
+    outbox: authOutbox,
+    source: source(ctx),
+    table: usersTable,
+    change: db
+      .update(usersTable)
+      .set({ role: to, updatedAt: sql`now()` })
+      .where(sql`${usersTable.id} = ${id} and ${usersTable.role} = ${current.role}`)
+      .returning(),
+    events: [event],
+  });
+  if (!row) throw new AppError("conflict", "The role changed concurrently; retry.");
+  await relayEvents(db, relayTarget(ctx), [event]);
+  return toUserInfo(row);
+}
+
+/** Creates a user with a given role unless the email exists (seeds). Returns whether it did. */
+export async function ensureUser(ctx: AuthContext, input: { email: string; password: string; name: string; role: Role }, metadata: EventMetadata) {
+  const db = (await ctx.database()).db;
+  const id = uuidv7();
+  const event = createEvent("user.registered", { userId: id, email: input.email, name: input.name, role: input.role }, metadata);
+  const rows = await commitWithEvents(db, {
+    outbox: authOutbox,
+    source: source(ctx),
+    table: usersTable,
+    change: db
+      .insert(usersTable)
+      .values({ id, email: input.email, name: input.name, role: input.role, passwordHash: await hashPassword(input.password, ctx.passwordCost) })
+      .onConflictDoNothing()
+      .returning(),
+    events: [event],
+  });
+  if (rows.length > 0) await relayEvents(db, relayTarget(ctx), [event]);
+  return rows.length > 0;
+}

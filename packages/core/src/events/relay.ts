@@ -1,0 +1,76 @@
+import { and, asc, inArray, isNull, lt, sql } from "drizzle-orm";
+import type { Queryable } from "../db/index";
+import { describeError, log } from "../log";
+import type { EventBus } from "./bus";
+import type { EventEnvelope } from "./envelope";
+import type { OutboxTable } from "./tables";
+
+export interface RelayTarget {
+  outbox: OutboxTable;
+  source: string;
+  bus: EventBus;
+}
+
+/**
+ * Publishes events that just committed, then marks them sent (one round trip). Never throws:
+ * the change is committed whatever happens here, and what is not marked sent is published
+ * later by the sweeper.
+ */
+export async function relayEvents(db: Queryable, target: RelayTarget, events: EventEnvelope[]): Promise<{ published: number; failed: number }> {
+  if (events.length === 0) return { published: 0, failed: 0 };
+  try {
+    const result = await target.bus.publish(events.map((detail) => ({ source: target.source, detailType: detail.type, detail })));
+    const failedIds = new Set(result.failed.map((f) => f.id));
+    const sent = events.map((e) => e.id).filter((id) => !failedIds.has(id));
+    if (sent.length > 0) {
+      await db.update(target.outbox).set({ publishedAt: sql`now()` }).where(inArray(target.outbox.id, sent));
+    }
+    if (result.failed.length > 0) {
+      log("warn", "events not published; the sweeper will retry", { source: target.source, failed: result.failed });
+    }
+    return { published: sent.length, failed: result.failed.length };
+  } catch (error) {
+    log("warn", "relay failed; the sweeper will retry", { source: target.source, ...describeError(error) });
+    return { published: 0, failed: events.length };
+  }
+}
+
+export interface SweepOptions {
+  /** Rows younger than this are left to the relay of the request that wrote them. */
+  graceMs?: number;
+  batchSize?: number;
+}
+
+/**
+ * Publishes outbox rows left behind (a process that died between commit and publish, or a bus
+ * that was down). Rows are locked with SKIP LOCKED so overlapping sweeps share the work.
+ */
+export async function sweepOutbox(
+  db: Queryable,
+  target: Pick<RelayTarget, "outbox" | "bus">,
+  options: SweepOptions = {},
+): Promise<{ published: number; failed: number }> {
+  const graceMs = options.graceMs ?? 5_000;
+  const batchSize = options.batchSize ?? 100;
+  return db.transaction(async (tx) => {
+    const rows = await tx
+      .select()
+      .from(target.outbox)
+      .where(and(isNull(target.outbox.publishedAt), lt(target.outbox.createdAt, sql`now() - ${`${graceMs} milliseconds`}::interval`)))
+      .orderBy(asc(target.outbox.createdAt))
+      .limit(batchSize)
+      .for("update", { skipLocked: true });
+    if (rows.length === 0) return { published: 0, failed: 0 };
+    const result = await target.bus.publish(rows.map((row) => ({ source: row.source, detailType: row.type, detail: row.detail })));
+    const failed = new Map(result.failed.map((f) => [f.id, f.error]));
+    const sent = rows.filter((row) => !failed.has(row.id)).map((row) => row.id);
+    if (sent.length > 0) await tx.update(target.outbox).set({ publishedAt: sql`now()` }).where(inArray(target.outbox.id, sent));
+    for (const [id, error] of failed) {
+      await tx
+        .update(target.outbox)
+        .set({ attempts: sql`${target.outbox.attempts} + 1`, lastError: error.slice(0, 500) })
+        .where(inArray(target.outbox.id, [id]));
+    }
+    return { published: sent.length, failed: failed.size };
+  });
+}

@@ -1,0 +1,75 @@
+import type { Context } from "hono";
+import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey, jwtVerify } from "jose";
+import { AppError } from "../errors";
+import { type AppEnv, type Principal, type Role, roles, type TokenVerifier } from "./types";
+
+/**
+ * Who may call a route: anyone, any signed-in user, or only the listed roles. `service`
+ * admits other services of this app (their short-lived service tokens).
+ */
+export type Access = "public" | "user" | { roles: Role[]; service?: boolean };
+
+/** Access tokens are signed with ES256 only: pinning the algorithm closes algorithm-confusion attacks. */
+export const ACCESS_TOKEN_ALG = "ES256";
+
+export interface VerifierOptions {
+  issuer: string;
+  audience: string;
+  /** Public keys: a JWKS document, or the URL of the auth service's JWKS. */
+  jwks: JSONWebKeySet | URL;
+  /** Verifies service tokens (another service calling this one); optional. */
+  serviceTokens?: TokenVerifier;
+}
+
+export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
+  const keys: JWTVerifyGetKey =
+    options.jwks instanceof URL ? createRemoteJWKSet(options.jwks, { cacheMaxAge: 10 * 60_000, timeoutDuration: 3_000 }) : createLocalJWKSet(options.jwks);
+  return {
+    async verify(token) {
+      let payload: Record<string, unknown>;
+      try {
+        ({ payload } = await jwtVerify(token, keys, {
+          algorithms: [ACCESS_TOKEN_ALG],
+          issuer: options.issuer,
+          audience: options.audience,
+          requiredClaims: ["sub", "exp", "iat", "jti"],
+          clockTolerance: 5,
+        }));
+      } catch (error) {
+        if (options.serviceTokens && (error as { code?: string }).code !== "ERR_JWKS_TIMEOUT") {
+          return options.serviceTokens.verify(token);
+        }
+        if ((error as { code?: string }).code === "ERR_JWKS_TIMEOUT") throw new AppError("unavailable", "Cannot fetch the token signing keys.");
+        throw new AppError("unauthorized", "The access token is invalid or expired.");
+      }
+      const role = payload.role;
+      if (typeof payload.sub !== "string" || !roles.includes(role as Role)) {
+        throw new AppError("unauthorized", "The access token is invalid or expired.");
+      }
+      return { kind: "user", userId: payload.sub, role: role as Role, tokenId: String(payload.jti) };
+    },
+  };
+}
+
+/** Reads `Authorization: Bearer <token>` and applies a route's access rule. */
+export async function requireAccess(c: Context<AppEnv>, access: Access): Promise<Principal | undefined> {
+  if (access === "public") return undefined;
+  const header = c.req.header("authorization") ?? "";
+  const match = /^Bearer\s+([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
+  if (!match?.[1]) throw new AppError("unauthorized", "A bearer access token is required.");
+  const principal = await c.get("verifier").verify(match[1]);
+  c.set("principal", principal);
+  if (access === "user") {
+    if (principal.kind !== "user") throw new AppError("forbidden", "This route is for signed-in users.");
+    return principal;
+  }
+  const allowed = principal.kind === "service" ? access.service === true : access.roles.includes(principal.role);
+  if (!allowed) throw new AppError("forbidden");
+  return principal;
+}
+
+/** The signed-in user of a route whose access is "user" or a role list. */
+export function userOf(principal: Principal | undefined): Extract<Principal, { kind: "user" }> {
+  if (!principal || principal.kind !== "user") throw new AppError("forbidden", "This route is for signed-in users.");
+  return principal;
+}

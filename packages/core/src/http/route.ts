@@ -1,0 +1,99 @@
+import type { Context, Hono } from "hono";
+import * as z from "zod/mini";
+import { AppError } from "../errors";
+import { type Access, requireAccess } from "./auth";
+import type { AppEnv, Principal } from "./types";
+
+type Schema = z.ZodMiniType;
+type Infer<S> = S extends Schema ? z.output<S> : undefined;
+export type Method = "get" | "post" | "put" | "patch" | "delete";
+
+export interface ResponseSpec {
+  description: string;
+  schema?: Schema;
+}
+
+export interface RouteSpec<B extends Schema | undefined, Q extends Schema | undefined, P extends Schema | undefined> {
+  method: Method;
+  /** Hono path below the service prefix, e.g. `/users/:id`. */
+  path: string;
+  summary: string;
+  access: Access;
+  body?: B;
+  query?: Q;
+  params?: P;
+  /** Request headers the route reads, documented in OpenAPI. */
+  headers?: Record<string, { required: boolean; description: string }>;
+  responses: Record<number, ResponseSpec>;
+}
+
+export interface RouteInput<B, Q, P> {
+  body: Infer<B>;
+  query: Infer<Q>;
+  params: Infer<P>;
+  principal: Principal | undefined;
+}
+
+export type AnyRouteSpec = RouteSpec<Schema | undefined, Schema | undefined, Schema | undefined>;
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+const jsonContentType = /^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i;
+
+/** Turns zod issues into `details` a client can act on: where, and what is wrong. */
+export function validationDetails(error: z.core.$ZodError): { path: string; message: string }[] {
+  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
+}
+
+export function parseOrThrow<S extends Schema>(schema: S, value: unknown, where: string): z.output<S> {
+  const result = z.safeParse(schema, value);
+  if (!result.success) {
+    throw new AppError("validation_failed", `The ${where} is not valid.`, { details: validationDetails(result.error) });
+  }
+  return result.data;
+}
+
+/** Reads a JSON body with the size, media-type and syntax checks of API.md. */
+export async function readJsonBody(c: Context): Promise<unknown> {
+  const declared = Number(c.req.header("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) throw new AppError("payload_too_large");
+  const text = await c.req.text();
+  if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw new AppError("payload_too_large");
+  if (text.trim() === "") return undefined;
+  const type = c.req.header("content-type") ?? "";
+  if (!jsonContentType.test(type)) throw new AppError("unsupported_media_type");
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AppError("malformed_json");
+  }
+}
+
+/** Query parameters as an object; a repeated parameter keeps its last value. */
+function queryObject(c: Context): Record<string, string> {
+  return c.req.query();
+}
+
+/**
+ * A service's routes: each one is validated at the edge with its zod schemas, guarded by its
+ * access rule, and listed (with the same schemas) in the service's OpenAPI document.
+ */
+export class Routes<E extends AppEnv = AppEnv> {
+  readonly specs: AnyRouteSpec[] = [];
+
+  constructor(readonly app: Hono<E>) {}
+
+  add<B extends Schema | undefined = undefined, Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined>(
+    spec: RouteSpec<B, Q, P>,
+    handler: (c: Context<E>, input: RouteInput<B, Q, P>) => Response | Promise<Response>,
+  ): this {
+    this.specs.push(spec as AnyRouteSpec);
+    this.app.on(spec.method.toUpperCase(), spec.path, async (c) => {
+      const principal = await requireAccess(c as unknown as Context<AppEnv>, spec.access);
+      const params = spec.params ? parseOrThrow(spec.params, c.req.param(), "path") : undefined;
+      const query = spec.query ? parseOrThrow(spec.query, queryObject(c), "query string") : undefined;
+      const body = spec.body ? parseOrThrow(spec.body, await readJsonBody(c), "request body") : undefined;
+      return handler(c, { body, query, params, principal } as RouteInput<B, Q, P>);
+    });
+    return this;
+  }
+}

@@ -1,0 +1,16 @@
+/// <reference path="./.sst/platform/config.d.ts" />
+
+export default $config({
+  app(input) {
+    return {
+      name: "enclave",
+      removal: input?.stage === "production" ? "retain" : "remove",
+      protect: input?.stage === "production",
+      home: "aws",
+    };
+  },
+  async run() {
+    const { deploy } = await import("./infra");
+    return deploy();
+  },
+});
