@@ -1,0 +1,12 @@
+import { authContextFromConfig, authService } from "@enclave/auth";
+import { readAuthConfig } from "@enclave/auth/config";
+import { localService } from "./registry";
+
+/** Every service the local runtime serves, in start-up order. Add a service here to run it locally. */
+export const localServices = [
+  localService({
+    module: authService,
+    context: (local) =>
+      authContextFromConfig(readAuthConfig(local.env), { database: local.base.database, bus: local.base.bus, verifier: local.base.verifier }),
+  }),
+];
