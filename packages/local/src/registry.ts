@@ -11,6 +11,11 @@ export interface LocalContextBase {
   env: Record<string, string | undefined>;
   /** The ES256 private JWK that signs access tokens locally (kept in stageDir/auth-signing-key.json). */
   signingJwk: JWK;
+  /**
+   * The ES256 private JWK that services sign their short-lived service tokens with when calling
+   * another service (kept in stageDir/service-signing-key.json).
+   */
+  serviceSigningJwk: JWK;
   /** Calls another service in-process, exactly as over HTTP (`fetch(new Request("http://local/auth/..."))`). */
   fetch: (request: Request) => Promise<Response>;
 }
