@@ -6,7 +6,6 @@ import { localService } from "./registry";
 export const localServices = [
   localService({
     module: authService,
-    context: (local) =>
-      authContextFromConfig(readAuthConfig(local.env), { database: local.base.database, bus: local.base.bus, verifier: local.base.verifier }),
+    context: (local) => authContextFromConfig(readAuthConfig(local.env), { database: local.base.database, bus: local.base.bus, verifier: local.base.verifier }),
   }),
 ];

@@ -107,7 +107,10 @@ export function finalizeApp<E extends AppEnv>(app: Hono<E>): Hono<E> {
   return app;
 }
 
-/** Outermost middleware: request id in and out, one structured log line per request. */
+/**
+ * Outermost middleware: request id in and out, one structured log line per request. `service`
+ * "*" names the service by the first path segment (the local runtime serves them all).
+ */
 export function requestContext<E extends AppEnv>(service: string) {
   return async (c: Context<E>, next: () => Promise<void>) => {
     // Already set when a parent app (the local runtime) mounted this one and logs the request.
@@ -120,7 +123,7 @@ export function requestContext<E extends AppEnv>(service: string) {
     await next();
     c.res.headers.set("x-request-id", requestId);
     log("info", "request", {
-      service,
+      service: service === "*" ? (c.req.path.split("/")[1] ?? "") : service,
       method: c.req.method,
       path: c.req.path,
       status: c.res.status,
