@@ -1,6 +1,8 @@
 import { contextFromConfig, createTokenVerifier, type ServiceContext } from "@enclave/core";
+import { createServiceTokenVerifier } from "@enclave/core/http/service-token";
 import type { JWK } from "jose";
 import type { AuthConfig } from "./config";
+import { authManifest } from "./manifest";
 import { DEFAULT_SCRYPT_LOG_N } from "./password";
 import { importSigningKey, type SigningKey, type TokenSettings } from "./tokens";
 
@@ -24,9 +26,18 @@ export function authContextFromConfig(config: AuthConfig, overrides: Partial<Aut
     return key;
   };
   const { d: _private, ...publicJwk } = signingJwk;
+  // Other services (payments looking up a recipient) call with service tokens addressed to "auth".
+  const serviceTokens = config.SERVICE_PUBLIC_JWKS
+    ? createServiceTokenVerifier({ audience: authManifest.name, jwks: JSON.parse(config.SERVICE_PUBLIC_JWKS) })
+    : undefined;
   const base = contextFromConfig(config, {
     // Auth verifies its own tokens with its own public key: no JWKS fetch.
-    verifier: createTokenVerifier({ issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, jwks: { keys: [{ ...publicJwk, alg: "ES256" }] } }),
+    verifier: createTokenVerifier({
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      jwks: { keys: [{ ...publicJwk, alg: "ES256" }] },
+      ...(serviceTokens ? { serviceTokens } : {}),
+    }),
     ...overrides,
   });
   return {
