@@ -86,14 +86,21 @@ export function pgConstraint(error: unknown): string | undefined {
 
 const connectionErrorCodes = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENOTFOUND", "EPIPE", "57P01", "57P03", "08000", "08001", "08003", "08006"]);
 
-/** True when an error means the database could not be reached (rendered as 503, not 500). */
+/**
+ * True when an error means the database could not be reached (rendered as 503, not 500),
+ * including a pool or client that was already closed (a process shutting down).
+ */
 export function isConnectionError(error: unknown): boolean {
   let current: unknown = error;
   for (let depth = 0; depth < 5 && current && typeof current === "object"; depth++) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === "string" && connectionErrorCodes.has(code)) return true;
     const message = (current as { message?: unknown }).message;
-    if (typeof message === "string" && /connection terminated|connect ECONNREFUSED|PGlite is closed|Connection refused|WebSocket/i.test(message)) return true;
+    if (
+      typeof message === "string" &&
+      /connection terminated|connect ECONNREFUSED|PGlite is closed|Connection refused|WebSocket|pool after calling end|Client was closed/i.test(message)
+    )
+      return true;
     current = (current as { cause?: unknown }).cause;
   }
   return false;

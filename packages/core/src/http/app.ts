@@ -120,7 +120,12 @@ export function requestContext<E extends AppEnv>(service: string) {
     const requestId = incoming && requestIdPattern.test(incoming) ? incoming : uuidv7();
     c.set("requestId", requestId);
     c.set("principal", undefined);
-    await next();
+    try {
+      await next();
+    } catch (error) {
+      // Hono hands only Error instances to onError; anything else thrown still gets the API.md shape.
+      c.res = renderError(error, c as unknown as Context);
+    }
     c.res.headers.set("x-request-id", requestId);
     log("info", "request", {
       service: service === "*" ? (c.req.path.split("/")[1] ?? "") : service,

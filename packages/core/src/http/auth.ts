@@ -21,7 +21,19 @@ export interface VerifierOptions {
   serviceTokens?: TokenVerifier;
 }
 
+/**
+ * True when verification failed because the signing keys could not be fetched (the JWKS endpoint
+ * timed out, refused the connection, answered non-200 or not a JWKS): the caller's token may be
+ * fine, so that is 503, not 401. jose's own errors about the token carry an `ERR_*` code.
+ */
+function keysUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  if (code === "ERR_JWKS_TIMEOUT" || code === "ERR_JWKS_INVALID" || code === "ERR_JOSE_GENERIC") return true;
+  return !(typeof code === "string" && code.startsWith("ERR_"));
+}
+
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
+  const remote = options.jwks instanceof URL;
   const keys: JWTVerifyGetKey =
     options.jwks instanceof URL ? createRemoteJWKSet(options.jwks, { cacheMaxAge: 10 * 60_000, timeoutDuration: 3_000 }) : createLocalJWKSet(options.jwks);
   return {
@@ -36,10 +48,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
           clockTolerance: 5,
         }));
       } catch (error) {
-        if (options.serviceTokens && (error as { code?: string }).code !== "ERR_JWKS_TIMEOUT") {
-          return options.serviceTokens.verify(token);
-        }
-        if ((error as { code?: string }).code === "ERR_JWKS_TIMEOUT") throw new AppError("unavailable", "Cannot fetch the token signing keys.");
+        if (remote && keysUnavailable(error)) throw new AppError("unavailable", "Cannot fetch the token signing keys.");
+        if (options.serviceTokens) return options.serviceTokens.verify(token);
         throw new AppError("unauthorized", "The access token is invalid or expired.");
       }
       const role = payload.role;

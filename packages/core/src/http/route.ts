@@ -52,11 +52,37 @@ export function parseOrThrow<S extends Schema>(schema: S, value: unknown, where:
   return result.data;
 }
 
+/**
+ * The body as text, reading at most MAX_BODY_BYTES: a chunked body without a length is cut off
+ * (and the stream cancelled) as soon as it is too large, instead of being buffered whole.
+ */
+async function readBodyText(c: Context): Promise<string> {
+  const raw = c.req.raw;
+  if (!raw.body || raw.bodyUsed || Object.keys(c.req.bodyCache).length > 0) return c.req.text();
+  const reader = raw.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => {});
+      throw new AppError("payload_too_large");
+    }
+    chunks.push(value);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  // Later readers (c.req.text()/json()) get the same text; Hono keeps promises in this cache.
+  (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(text);
+  return text;
+}
+
 /** Reads a JSON body with the size, media-type and syntax checks of API.md. */
 export async function readJsonBody(c: Context): Promise<unknown> {
   const declared = Number(c.req.header("content-length") ?? "0");
   if (declared > MAX_BODY_BYTES) throw new AppError("payload_too_large");
-  const text = await c.req.text();
+  const text = await readBodyText(c);
   if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw new AppError("payload_too_large");
   if (text.trim() === "") return undefined;
   const type = c.req.header("content-type") ?? "";
