@@ -7,6 +7,7 @@ import {
   eventSource,
   iso,
   mapRow,
+  prepared,
   type Role,
   relayEvents,
   roles,
@@ -32,13 +33,14 @@ export const UserInfo = z.object({
 export type UserInfo = z.output<typeof UserInfo>;
 
 export const Password = z.string().check(z.minLength(8, "must be at least 8 characters"), z.maxLength(128, "must be at most 128 characters"));
-export const RegisterInput = z.strictObject({
-  email: Email,
-  password: Password,
-  name: z.string().check(z.trim(), z.minLength(1, "is required"), z.maxLength(100)),
-});
+/** Printable text only: control characters have no place in a name, and PostgreSQL text cannot hold a NUL byte. */
+export const Name = z
+  .string()
+  .check(z.trim(), z.minLength(1, "is required"), z.maxLength(100), z.regex(/^[^\p{Cc}]*$/u, "must not contain control characters"));
+export const RegisterInput = z.strictObject({ email: Email, password: Password, name: Name });
+/** Any stored password may be presented (the seeded admin's comes from configuration), so only the bounds are checked. */
 export const LoginInput = z.strictObject({
-  email: z.string().check(z.trim(), z.minLength(1), z.maxLength(254)),
+  email: Email,
   password: z.string().check(z.minLength(1), z.maxLength(128)),
 });
 export const RefreshInput = z.strictObject({ refreshToken: z.string().check(z.minLength(1), z.maxLength(256)) });
@@ -181,7 +183,14 @@ export async function logout(ctx: AuthContext, refreshToken: string) {
 
 export async function getUser(ctx: AuthContext, id: string): Promise<UserInfo> {
   const db = (await ctx.database()).db;
-  const [row] = await db.select().from(usersTable).where(eq(usersTable.id, id));
+  const byId = prepared(db, "auth_user_by_id", (d) =>
+    d
+      .select()
+      .from(usersTable)
+      .where(eq(usersTable.id, sql.placeholder("id")))
+      .prepare("auth_user_by_id"),
+  );
+  const [row] = await byId.execute({ id });
   if (!row) throw new AppError("not_found", "No such user.");
   return toUserInfo(row);
 }

@@ -1,5 +1,6 @@
 export * from "./config";
 export * from "./db/index";
+export { prepared } from "./db/prepared";
 export { mapRow } from "./db/rows";
 export * from "./errors";
 export * from "./events/bus";

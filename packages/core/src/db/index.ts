@@ -1,4 +1,4 @@
-import type { SQL } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 
 /** A drizzle database, whatever driver is underneath. */
@@ -13,6 +13,8 @@ export interface Database {
   readonly db: Db;
   /** Statements sent to the server since start; what the round-trip tests and benchmarks read. */
   readonly stats: { queries: number };
+  /** The driver itself, bypassing drizzle (benchmarks compare against it). */
+  rawQuery(text: string, params?: unknown[]): Promise<unknown>;
   /** Runs `SELECT 1` and reports how long it took. */
   ping(): Promise<number>;
   close(): Promise<void>;
@@ -70,19 +72,17 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
     stats,
     async ping() {
       const started = performance.now();
-      await opened.db.execute(sqlSelectOne);
+      await opened.db.execute(sql`select 1`);
       return Math.round((performance.now() - started) * 10) / 10;
     },
+    rawQuery: opened.rawQuery,
     close: opened.close,
   };
 }
 
-import { sql } from "drizzle-orm";
-
-const sqlSelectOne: SQL = sql`select 1`;
-
 export interface OpenedDriver {
   db: Db;
+  rawQuery(text: string, params?: unknown[]): Promise<unknown>;
   close(): Promise<void>;
 }
 

@@ -18,5 +18,5 @@ export async function openNeon(url: string, logger: Logger, options: DatabaseOpt
   const pool = new Pool({ connectionString: url, max: options.maxConnections ?? 10 });
   pool.on("error", () => {});
   const db = drizzle({ client: pool, logger }) as unknown as Db;
-  return { db, close: () => pool.end() };
+  return { db, rawQuery: (text, params) => pool.query(text, params), close: () => pool.end() };
 }

@@ -8,5 +8,5 @@ export async function openPg(url: string, logger: Logger, options: DatabaseOptio
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on("error", () => {});
   const db = drizzle({ client: pool, logger }) as unknown as Db;
-  return { db, close: () => pool.end() };
+  return { db, rawQuery: (text, params) => pool.query(text, params), close: () => pool.end() };
 }

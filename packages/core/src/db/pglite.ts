@@ -21,5 +21,5 @@ export async function openPglite(url: string, logger: Logger): Promise<OpenedDri
 
 export function fromPglite(client: PGlite, logger?: Logger): OpenedDriver {
   const db = drizzle({ client, ...(logger ? { logger } : {}) }) as unknown as Db;
-  return { db, close: () => client.close() };
+  return { db, rawQuery: (text, params) => client.query(text, params), close: () => client.close() };
 }

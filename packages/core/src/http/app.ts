@@ -6,6 +6,7 @@ import { uuidv7 } from "../ids";
 import { log } from "../log";
 import { renderError } from "./errors";
 import { Routes } from "./route";
+import { cachingVerifier } from "./token-cache";
 import type { AppEnv, ServiceInfo, TokenVerifier } from "./types";
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -29,8 +30,9 @@ export const HealthInfo = z.object({
 export function createServiceApp(options: ServiceAppOptions): { app: Hono<AppEnv>; routes: Routes<AppEnv> } {
   const app = new Hono<AppEnv>().basePath(options.prefix);
   app.use(requestContext(options.name));
+  const verifier = cachingVerifier(options.verifier);
   app.use(async (c, next) => {
-    c.set("verifier", options.verifier);
+    c.set("verifier", verifier);
     await next();
   });
   const routes = new Routes(app);

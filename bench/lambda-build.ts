@@ -1,0 +1,61 @@
+import { readdirSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { build, type Metafile } from "esbuild";
+
+export const root = resolve(import.meta.dirname, "..");
+
+/**
+ * Builds a Lambda entry the way the deployment does: esbuild, ESM, minified, Node 24, code
+ * splitting so dynamically imported drivers and SDKs are separate chunks loaded on first use.
+ * PGlite and node-postgres are never used in the cloud and stay external.
+ */
+export async function buildLambda(entry: string, outdir: string) {
+  const result = await build({
+    entryPoints: { index: join(root, entry) },
+    outdir,
+    bundle: true,
+    minify: true,
+    format: "esm",
+    platform: "node",
+    target: "node24",
+    splitting: true,
+    metafile: true,
+    outExtension: { ".js": ".mjs" },
+    external: ["@electric-sql/pglite", "pg", "pg-native"],
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    logLevel: "error",
+  });
+  return summarize(result.metafile, outdir);
+}
+
+export interface BundleSummary {
+  /** The entry file. */
+  entryBytes: number;
+  /** Entry plus the chunks it imports statically: what a cold start loads before the first request. */
+  coldBytes: number;
+  /** Every file, including chunks only loaded on demand (Neon driver, EventBridge SDK, OpenAPI generator). */
+  totalBytes: number;
+  files: { file: string; bytes: number }[];
+}
+
+function summarize(metafile: Metafile, outdir: string): BundleSummary {
+  const outputs = metafile.outputs;
+  const entry = Object.keys(outputs).find((file) => outputs[file]?.entryPoint) as string;
+  const cold = new Set<string>();
+  const visit = (file: string) => {
+    if (cold.has(file)) return;
+    cold.add(file);
+    for (const imported of outputs[file]?.imports ?? []) if (imported.kind === "import-statement" && outputs[imported.path]) visit(imported.path);
+  };
+  visit(entry);
+  const files = readdirSync(outdir)
+    .filter((f) => f.endsWith(".mjs"))
+    .map((f) => ({ file: f, bytes: statSync(join(outdir, f)).size }));
+  const size = (file: string) => outputs[file]?.bytes ?? 0;
+  return {
+    entryBytes: size(entry),
+    coldBytes: [...cold].reduce((sum, file) => sum + size(file), 0),
+    totalBytes: files.reduce((sum, f) => sum + f.bytes, 0),
+    files,
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * `npm run bench`: the performance targets, measured on this machine with a baseline measured in
+ * the same run. Prints a table and writes .bench/results.json.
+ *
+ *   - API Lambda bundle size (esbuild, ESM, minified, as deployed): entry, cold-loaded, total.
+ *   - Process start to first response of that bundle vs a bare `node -e 0` (median of N runs).
+ *   - DB round trips per auth route (counted by the driver logger).
+ *   - Warm read throughput of GET /auth/me vs the same SQL run directly on the driver.
+ *
+ * Set TEST_DATABASE_URL to measure reads against a PostgreSQL server instead of PGlite.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { configureLog } from "../packages/core/src/log";
+import { measureAuth } from "./auth-routes";
+import { buildLambda, root } from "./lambda-build";
+
+const runs = Number(process.env.BENCH_RUNS ?? 21);
+const outRoot = join(root, ".bench");
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+
+function apiGatewayEvent(method: string, path: string): unknown {
+  const template = readFileSync(join(root, "..", "shared", "fixtures", "apigw-v2-http-api.template.json"), "utf8");
+  const event = JSON.parse(template.replace(/\{\{\{[a-z]+\}\}\}/g, "PLACEHOLDER"));
+  event.rawPath = path;
+  event.routeKey = `ANY ${path.split("/").slice(0, 2).join("/")}/{proxy+}`;
+  event.requestContext.http.method = method;
+  event.requestContext.http.path = path;
+  event.requestContext.stage = "$default";
+  event.rawQueryString = "";
+  delete event.queryStringParameters;
+  event.body = "";
+  event.isBase64Encoded = false;
+  return event;
+}
+
+function timeProcess(args: string[], env: NodeJS.ProcessEnv): number {
+  const started = process.hrtime.bigint();
+  const result = spawnSync(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e6;
+  if (result.status !== 0) throw new Error(`process failed: ${result.stderr.toString().slice(0, 500)}`);
+  return elapsed;
+}
+
+async function coldStart(service: string, path: string, env: NodeJS.ProcessEnv) {
+  const outdir = join(outRoot, service);
+  rmSync(outdir, { recursive: true, force: true });
+  mkdirSync(outdir, { recursive: true });
+  const bundle = await buildLambda(`functions/${service}/api.ts`, outdir);
+  writeFileSync(join(outdir, "event.json"), JSON.stringify(apiGatewayEvent("GET", path)));
+  writeFileSync(
+    join(outdir, "first-response.mjs"),
+    `import { readFileSync } from "node:fs";
+const event = JSON.parse(readFileSync(new URL("./event.json", import.meta.url), "utf8"));
+const { handler } = await import("./index.mjs");
+const response = await handler(event, {});
+if (response.statusCode !== 200) { console.error(response.statusCode, response.body); process.exit(1); }`,
+  );
+  const bare: number[] = [];
+  const first: number[] = [];
+  timeProcess(["-e", "0"], env); // warm the file cache for both
+  timeProcess([join(outdir, "first-response.mjs")], env);
+  for (let i = 0; i < runs; i++) {
+    bare.push(timeProcess(["-e", "0"], env));
+    first.push(timeProcess([join(outdir, "first-response.mjs")], env));
+  }
+  return { bundle, bareMs: median(bare), firstResponseMs: median(first), ratio: median(first) / median(bare) };
+}
+
+async function main() {
+  mkdirSync(outRoot, { recursive: true });
+  // Request log lines are still built for every request; only the terminal write is skipped.
+  configureLog({ sink: () => {} });
+  const { generateSigningJwk } = await import("@enclave/auth");
+  const jwk = await generateSigningJwk();
+  const { d: _private, ...publicJwk } = jwk;
+  const lambdaEnv = {
+    PATH: process.env.PATH,
+    LOG_LEVEL: "warn",
+    STAGE: "bench",
+    // A Neon URL that is never dialled: the measured route needs no database.
+    AUTH_DATABASE_URL: "postgres://app@ep-bench-000000.us-east-1.aws.neon.tech/auth",
+    AUTH_SIGNING_KEY: JSON.stringify(jwk),
+    AUTH_PUBLIC_JWKS: JSON.stringify({ keys: [publicJwk] }),
+  };
+  const auth = await coldStart("auth", "/auth/.well-known/jwks.json", lambdaEnv);
+  const routes = await measureAuth();
+
+  const results = { node: process.version, runs, lambda: { auth }, roundTrips: routes.roundTrips, warmRead: routes.warmRead };
+  writeFileSync(join(outRoot, "results.json"), JSON.stringify(results, null, 2));
+
+  const line = (label: string, value: string, target = "") => process.stdout.write(`${label.padEnd(52)} ${value.padStart(14)}  ${target}\n`);
+  process.stdout.write(`\nEnclave benchmarks (node ${process.version}, ${runs} runs each, medians)\n\n`);
+  line("auth API bundle: entry file", kb(auth.bundle.entryBytes), "target ≤ 250 KB");
+  line("auth API bundle: loaded at cold start", kb(auth.bundle.coldBytes));
+  line("auth API bundle: all files (incl. on-demand chunks)", kb(auth.bundle.totalBytes));
+  line("bare `node -e 0`", `${auth.bareMs.toFixed(1)} ms`);
+  line("auth bundle: process start → first response", `${auth.firstResponseMs.toFixed(1)} ms`);
+  line("  ratio to bare node", `${auth.ratio.toFixed(2)}×`, "target ≤ 1.5×");
+  for (const [route, count] of Object.entries(routes.roundTrips))
+    line(`round trips: ${route}`, String(count), route.startsWith("GET") ? "target ≤ 2" : "target ≤ 3");
+  line(`warm GET /auth/me (${routes.warmRead.driver})`, `${routes.warmRead.routePerSecond.toFixed(0)} req/s`);
+  line("same SQL directly on the driver", `${routes.warmRead.driverPerSecond.toFixed(0)} q/s`);
+  line("  ratio", `${(routes.warmRead.ratio * 100).toFixed(0)}%`, "target ≥ 50%");
+  process.stdout.write(`\nwritten to .bench/results.json\n`);
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error.stack ?? error}\n`);
+  process.exit(1);
+});
