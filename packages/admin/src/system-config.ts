@@ -1,0 +1,143 @@
+import { AppError, commitWithEvents, createEvent, type EventEnvelope, eventSource, iso, relayEvents } from "@enclave/core";
+import { asc, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
+import * as z from "zod/mini";
+import { adminOutbox, auditLogsTable, systemConfigTable } from "./admin.sql";
+import { auditEntryOf } from "./audit";
+import type { AdminContext } from "./context";
+import type { RequestOrigin } from "./origin";
+
+export const ConfigKey = z
+  .string()
+  .check(z.regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, "must be 1 to 128 of a-z, 0-9, '.', '_', '-', starting with a letter or digit"));
+export const MAX_CONFIG_VALUE_BYTES = 64 * 1024;
+
+const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value) ?? "");
+
+export const ConfigInput = z.strictObject({
+  /** Any JSON value (null included), at most 64 KB as JSON. */
+  value: z.unknown().check(
+    z.refine((value) => value !== undefined, "is required"),
+    z.refine((value) => value === undefined || jsonBytes(value) <= MAX_CONFIG_VALUE_BYTES, `must be at most ${MAX_CONFIG_VALUE_BYTES} bytes as JSON`),
+  ),
+  /** Omitted: keep the current description; null: clear it. */
+  description: z.optional(z.nullable(z.string().check(z.maxLength(500)))),
+});
+export type ConfigInput = z.output<typeof ConfigInput>;
+
+export const ConfigItem = z.object({
+  key: z.string(),
+  value: z.unknown(),
+  description: z.nullable(z.string()),
+  updatedAt: z.string(),
+  /** The admin who last set it; null for defaults from the essential seed. */
+  updatedBy: z.nullable(z.string()),
+});
+export type ConfigItem = z.output<typeof ConfigItem>;
+export const ConfigList = z.object({ items: z.array(ConfigItem) });
+
+type ConfigRow = typeof systemConfigTable.$inferSelect;
+
+export function toConfigItem(row: ConfigRow): ConfigItem {
+  return { key: row.key, value: row.value, description: row.description, updatedAt: iso(row.updatedAt) as string, updatedBy: row.updatedBy };
+}
+
+/** Who changes configuration, and from where: recorded on the audit row. */
+export interface ConfigActor extends RequestOrigin {
+  /** The admin's user id; null for the essential seed. */
+  userId: string | null;
+  correlationId: string;
+}
+
+const source = (ctx: AdminContext) => eventSource(ctx.app, "admin");
+const relayTarget = (ctx: AdminContext) => ({ outbox: adminOutbox, source: source(ctx), bus: ctx.bus });
+
+export async function listConfig(ctx: AdminContext): Promise<ConfigItem[]> {
+  const db = (await ctx.database()).db;
+  const rows = await db.select().from(systemConfigTable).orderBy(asc(systemConfigTable.key));
+  return rows.map(toConfigItem);
+}
+
+export async function getConfig(ctx: AdminContext, key: string): Promise<ConfigItem> {
+  const db = (await ctx.database()).db;
+  const [row] = await db.select().from(systemConfigTable).where(eq(systemConfigTable.key, key));
+  if (!row) throw new AppError("not_found", "No such configuration key.");
+  return toConfigItem(row);
+}
+
+/**
+ * The audit row of a configuration change, inserted from the `change` CTE of the same statement
+ * as the change and its config.changed outbox row. Its id is the event's id, so when the event
+ * comes back through the bus the audit consumer's insert finds it and adds nothing: one row
+ * per change, carrying the caller's ip address and user agent, which never travel on the bus.
+ * `details` is the event data plus what the event does not carry: the operation and the value.
+ */
+function auditOfChange(event: EventEnvelope, actor: ConfigActor, details: SQL): SQL {
+  const entry = auditEntryOf(event);
+  return sql`insert into ${auditLogsTable}
+    ("id", "user_id", "actor_id", "action", "resource_type", "resource_id", "details", "ip_address", "user_agent", "correlation_id", "created_at")
+    select ${entry.id}::uuid, ${entry.userId}::uuid, ${entry.actorId}::uuid, ${entry.action}, ${entry.resourceType}, ${entry.resourceId}, ${details},
+      ${actor.ipAddress}, ${actor.userAgent}, ${entry.correlationId}, ${entry.createdAt}::timestamptz
+    from "change"`;
+}
+
+const configEvent = (key: string, actor: ConfigActor) => createEvent("config.changed", { key }, { correlationId: actor.correlationId, actor: actor.userId });
+
+/**
+ * Creates or replaces a key: the row, its audit row and config.changed in the outbox in one
+ * statement, then the relay (two round trips). With `onlyIfAbsent` an existing key is left as
+ * it is and nothing is recorded (the essential seed); the result is then undefined.
+ */
+export async function putConfig(ctx: AdminContext, key: string, input: ConfigInput, actor: ConfigActor, options: { onlyIfAbsent?: boolean } = {}) {
+  const db = (await ctx.database()).db;
+  const event = configEvent(key, actor);
+  const insert = db.insert(systemConfigTable).values({
+    key,
+    value: sql`${JSON.stringify(input.value)}::jsonb`,
+    description: input.description ?? null,
+    updatedAt: sql`now()`,
+    updatedBy: actor.userId,
+  });
+  const returning = { ...getTableColumns(systemConfigTable), created: sql<boolean>`(xmax = 0)`.as("created") };
+  const change = options.onlyIfAbsent
+    ? insert.onConflictDoNothing({ target: systemConfigTable.key }).returning(returning)
+    : insert
+        .onConflictDoUpdate({
+          target: systemConfigTable.key,
+          set: {
+            value: sql`excluded."value"`,
+            ...(input.description === undefined ? {} : { description: sql`excluded."description"` }),
+            updatedAt: sql`now()`,
+            updatedBy: sql`excluded."updated_by"`,
+          },
+        })
+        .returning(returning);
+  const details = sql`jsonb_build_object('key', "key", 'operation', case when "created" then 'created' else 'updated' end, 'value', "value")`;
+  const [row] = await commitWithEvents(db, {
+    outbox: adminOutbox,
+    source: source(ctx),
+    table: systemConfigTable,
+    change,
+    also: [auditOfChange(event, actor, details)],
+    events: [event],
+  });
+  if (!row) return undefined;
+  await relayEvents(db, relayTarget(ctx), [event]);
+  return toConfigItem(row);
+}
+
+/** Deletes a key with its audit row and config.changed (two round trips); 404 if it does not exist. */
+export async function deleteConfig(ctx: AdminContext, key: string, actor: ConfigActor): Promise<void> {
+  const db = (await ctx.database()).db;
+  const event = configEvent(key, actor);
+  const details = sql`jsonb_build_object('key', "key", 'operation', 'deleted', 'value', "value")`;
+  const [row] = await commitWithEvents(db, {
+    outbox: adminOutbox,
+    source: source(ctx),
+    table: systemConfigTable,
+    change: db.delete(systemConfigTable).where(eq(systemConfigTable.key, key)).returning(),
+    also: [auditOfChange(event, actor, details)],
+    events: [event],
+  });
+  if (!row) throw new AppError("not_found", "No such configuration key.");
+  await relayEvents(db, relayTarget(ctx), [event]);
+}
