@@ -1,3 +1,5 @@
+import { adminContextFromConfig, adminService } from "@enclave/admin";
+import { readAdminConfig } from "@enclave/admin/config";
 import { authContextFromConfig, authService } from "@enclave/auth";
 import { readAuthConfig } from "@enclave/auth/config";
 import { localService } from "./registry";
@@ -7,5 +9,10 @@ export const localServices = [
   localService({
     module: authService,
     context: (local) => authContextFromConfig(readAuthConfig(local.env), { database: local.base.database, bus: local.base.bus, verifier: local.base.verifier }),
+  }),
+  localService({
+    module: adminService,
+    context: (local) =>
+      adminContextFromConfig(readAdminConfig(local.env), { database: local.base.database, bus: local.base.bus, verifier: local.base.verifier }),
   }),
 ];
