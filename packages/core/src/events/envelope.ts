@@ -50,8 +50,9 @@ export function parseEvent<T extends EventType>(detail: unknown, ...accepted: T[
     throw new UnknownEventError(`unparseable event envelope: ${envelope.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   const type = envelope.data.type as T;
   if (accepted.length > 0 && !accepted.includes(type)) throw new UnknownEventError(`unexpected event type ${type}`);
+  // Own keys only: "constructor" or "toString" must not resolve to Object's members.
+  if (!Object.hasOwn(eventCatalog, type)) throw new UnknownEventError(`unknown event type ${type}`);
   const spec = eventCatalog[type];
-  if (!spec) throw new UnknownEventError(`unknown event type ${type}`);
   if (spec.version !== envelope.data.version) throw new UnknownEventError(`unknown version ${envelope.data.version} of ${type}`);
   const data = z.safeParse(spec.data, envelope.data.data);
   if (!data.success) throw new UnknownEventError(`${type} data does not match its contract: ${data.error.message}`);

@@ -19,14 +19,23 @@ function matchValue(rule: PatternValue, value: unknown, present: boolean): boole
   return present && value === rule;
 }
 
+const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === "object";
+
 export function matchesPattern(pattern: EventPattern, event: Record<string, unknown>): boolean {
   return Object.entries(pattern).every(([field, rule]) => {
-    const present = event !== null && typeof event === "object" && field in event;
+    // Own fields only: "constructor" or "toString" are not fields of an event.
+    const present = isObject(event) && Object.hasOwn(event, field);
     const value = present ? event[field] : undefined;
     if (Array.isArray(rule)) {
       const values = Array.isArray(value) ? value : [value];
       return rule.some((r) => values.some((v) => matchValue(r, v, present)));
     }
-    return value !== null && typeof value === "object" && matchesPattern(rule, value as Record<string, unknown>);
+    // EventBridge matches flattened paths: under a missing or scalar parent no field exists (so
+    // only `exists: false` matches), and an array of objects matches when one of them does.
+    if (Array.isArray(value)) {
+      const objects = value.filter(isObject);
+      return objects.length > 0 ? objects.some((item) => matchesPattern(rule, item)) : matchesPattern(rule, {});
+    }
+    return matchesPattern(rule, isObject(value) ? value : {});
   });
 }
