@@ -18,9 +18,32 @@ export function parseEnv<S extends z.ZodMiniObject>(schema: S, env: Env): z.infe
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const name = issue.path.join(".") || "(environment)";
-    return issue.code === "invalid_type" && env[name] === undefined ? `${name} is required` : `${name}: ${issue.message}`;
+    // Whatever the check (type, enum, format), an unset variable is simply missing.
+    return env[name] === undefined ? `${name} is required` : `${name}: ${describeIssue(issue)}`;
   });
-  throw new ConfigError(problems);
+  throw new ConfigError([...new Set(problems)]);
+}
+
+/**
+ * What is wrong, from the schema's side only (expected type, allowed values, bounds), never the
+ * value. zod/mini ships without messages ("Invalid input"), so the common cases are spelled out.
+ */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.message && issue.message !== "Invalid input") return issue.message;
+  switch (issue.code) {
+    case "invalid_type":
+      return issue.expected === "int" ? "must be an integer" : `must be a ${issue.expected}`;
+    case "invalid_value":
+      return `must be one of ${issue.values.map((v) => String(v)).join(", ")}`;
+    case "too_small":
+      return `must be at least ${String(issue.minimum)}${issue.origin === "string" ? " characters" : ""}`;
+    case "too_big":
+      return `must be at most ${String(issue.maximum)}${issue.origin === "string" ? " characters" : ""}`;
+    case "invalid_format":
+      return issue.format === "regex" ? "has the wrong format" : `must be a valid ${issue.format}`;
+    default:
+      return "is not valid";
+  }
 }
 
 /** `<SERVICE>_DATABASE_URL`, falling back to `DATABASE_URL`. */

@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import * as z from "zod/mini";
-import { databaseUrlFor, parseEnv, stageSchema } from "./config";
-import { type Database, openDatabase } from "./db/index";
+import { ConfigError, databaseUrlFor, parseEnv, stageSchema } from "./config";
+import { type Database, driverFor, openDatabase } from "./db/index";
 import type { EventBus } from "./events/bus";
 import type { EventType } from "./events/catalog";
 import type { EventEnvelope } from "./events/envelope";
@@ -77,6 +77,20 @@ export function outboxSweeper(outbox: OutboxTable) {
   return (context: ServiceContext) => async () => sweepOutbox((await context.database()).db, { outbox, bus: context.bus });
 }
 
+/** A JWKS document whose keys carry no private or symmetric key material. */
+function isPublicJwks(value: string): boolean {
+  try {
+    const doc = JSON.parse(value) as { keys?: unknown };
+    return (
+      Array.isArray(doc?.keys) &&
+      doc.keys.length > 0 &&
+      doc.keys.every((key) => key !== null && typeof key === "object" && typeof key.kty === "string" && !("d" in key) && !("k" in key))
+    );
+  } catch {
+    return false;
+  }
+}
+
 const commonEnv = z.object({
   APP_NAME: z._default(z.string().check(z.regex(/^[a-z][a-z0-9-]{0,30}$/)), "enclave"),
   STAGE: z._default(stageSchema, "local"),
@@ -88,7 +102,7 @@ const commonEnv = z.object({
   JWT_AUDIENCE: z._default(z.string().check(z.minLength(1)), "enclave"),
   /** The auth service's public keys: a JWKS URL, or the JWKS document itself. */
   AUTH_JWKS_URL: z.optional(z.url()),
-  AUTH_PUBLIC_JWKS: z.optional(z.string().check(z.minLength(2))),
+  AUTH_PUBLIC_JWKS: z.optional(z.string().check(z.refine(isPublicJwks, 'must be a JWKS document ({"keys": [...]}) of public keys only'))),
   DB_MAX_CONNECTIONS: z._default(z.coerce.number().check(z.int(), z.positive()), 1),
   NEON_WS_PROXY: z.optional(z.string()),
 });
@@ -96,11 +110,28 @@ export type CommonConfig = z.output<typeof commonEnv> & { databaseUrl: string };
 
 /** Parses the variables every service reads; each service's config.ts calls this with process.env. */
 export function parseCommonConfig(service: string, env: Record<string, string | undefined>): CommonConfig {
-  const common = parseEnv(commonEnv, env);
+  // Every problem at once, so one failed start-up shows everything to fix.
+  const problems: string[] = [];
+  let common: z.output<typeof commonEnv> | undefined;
+  try {
+    common = parseEnv(commonEnv, env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
+  }
+  const serviceVariable = `${service.toUpperCase()}_DATABASE_URL`;
   const databaseUrl = databaseUrlFor(service, env);
   if (!databaseUrl) {
-    throw new Error(`Invalid configuration:\n  - ${service.toUpperCase()}_DATABASE_URL (or DATABASE_URL) is required`);
+    problems.push(`${serviceVariable} (or DATABASE_URL) is required`);
+  } else {
+    try {
+      driverFor(databaseUrl);
+    } catch {
+      // Never echo the URL: it may carry a password.
+      problems.push(`${env[serviceVariable] ? serviceVariable : "DATABASE_URL"}: must be pglite://memory, pglite://<dir>, postgres://… or a Neon URL`);
+    }
   }
+  if (problems.length > 0 || !common || !databaseUrl) throw new ConfigError(problems);
   return { ...common, databaseUrl };
 }
 
