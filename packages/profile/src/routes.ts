@@ -1,0 +1,72 @@
+import { AppError, createServiceApp, type EventMetadata, Uuid, userOf } from "@enclave/core";
+import type { Context } from "hono";
+import * as z from "zod/mini";
+import type { ProfileContext } from "./context";
+import { profileManifest } from "./manifest";
+import { getOwnProfile, getProfile, ProfileEnvelope, ProfilePatch, updateOwnProfile } from "./profile";
+
+function metadataOf(c: Context, actor: string): EventMetadata {
+  return { correlationId: c.get("requestId"), actor };
+}
+
+export function createProfileApp(ctx: ProfileContext) {
+  const { app, routes } = createServiceApp({
+    name: "profile",
+    prefix: profileManifest.prefix,
+    version: "1",
+    database: ctx.database,
+    verifier: ctx.verifier,
+  });
+
+  routes
+    .add(
+      {
+        method: "get",
+        path: "/me",
+        summary: "The signed-in user's profile (created on first access if it does not exist yet)",
+        access: "user",
+        responses: { 200: { description: "The profile", schema: ProfileEnvelope } },
+      },
+      async (c, { principal }) => {
+        const { userId } = userOf(principal);
+        return c.json({ profile: await getOwnProfile(ctx, userId, metadataOf(c, userId)) });
+      },
+    )
+    .add(
+      {
+        method: "patch",
+        path: "/me",
+        summary: "Change the signed-in user's profile: any of avatarUrl, phone, address, bio, preferences (null clears a field)",
+        access: "user",
+        body: ProfilePatch,
+        responses: { 200: { description: "The updated profile", schema: ProfileEnvelope } },
+      },
+      async (c, { principal, body }) => {
+        const { userId } = userOf(principal);
+        return c.json({ profile: await updateOwnProfile(ctx, userId, body, metadataOf(c, userId)) });
+      },
+    )
+    .add(
+      {
+        method: "get",
+        path: "/:userId",
+        summary: "A user's profile (ADMIN, or that user)",
+        access: "user",
+        params: z.object({ userId: Uuid }),
+        responses: {
+          200: { description: "The profile", schema: ProfileEnvelope },
+          403: { description: "Neither ADMIN nor that user" },
+          404: { description: "The user has no profile" },
+        },
+      },
+      async (c, { principal, params }) => {
+        const caller = userOf(principal);
+        // Lower-case ids compare equal however the caller spelled the path.
+        if (caller.role !== "ADMIN" && caller.userId.toLowerCase() !== params.userId.toLowerCase()) {
+          throw new AppError("forbidden", "Only an administrator or the user may read this profile.");
+        }
+        return c.json({ profile: await getProfile(ctx, params.userId) });
+      },
+    );
+  return app;
+}
