@@ -22,8 +22,10 @@ export function log(level: LogLevel, msg: string, fields: Record<string, unknown
 export function describeError(error: unknown): Record<string, unknown> {
   if (!(error instanceof Error)) return { error: String(error) };
   const cause = (error as { cause?: unknown }).cause;
-  // DrizzleQueryError's own message embeds the query parameters (which may be secrets): log its cause.
-  if (error.name === "DrizzleQueryError" && cause instanceof Error) {
+  // DrizzleQueryError's own message and stack embed the query parameters (password hashes, token
+  // hashes): log only its cause. Its `name` is plain "Error", so it is recognised by its fields.
+  if ("query" in error && "params" in error) {
+    if (!(cause instanceof Error)) return { error: "DrizzleQueryError" };
     return { error: cause.name, message: cause.message, code: (cause as { code?: string }).code };
   }
   return { error: error.name, message: error.message, stack: error.stack?.split("\n").slice(1, 6).join("\n") };

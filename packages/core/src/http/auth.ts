@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey, jwtVerify } from "jose";
 import { AppError } from "../errors";
+import { uuidPattern } from "../ids";
 import { type AppEnv, type Principal, type Role, roles, type TokenVerifier } from "./types";
 
 /**
@@ -53,7 +54,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
         throw new AppError("unauthorized", "The access token is invalid or expired.");
       }
       const role = payload.role;
-      if (typeof payload.sub !== "string" || !roles.includes(role as Role)) {
+      // `sub` is a user id (a UUID); anything else would reach the database as a malformed id.
+      if (typeof payload.sub !== "string" || !uuidPattern.test(payload.sub) || !roles.includes(role as Role)) {
         throw new AppError("unauthorized", "The access token is invalid or expired.");
       }
       return { kind: "user", userId: payload.sub, role: role as Role, tokenId: String(payload.jti) };
