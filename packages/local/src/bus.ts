@@ -53,6 +53,8 @@ export class LocalBus implements EventBus {
   private readonly memoryDlq = new Map<string, Delivery>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** Ids of deliveries being delivered right now (recover must not start them twice). */
+  private readonly delivering = new Set<string>();
   private idleWaiters: (() => void)[] = [];
   private closed = false;
   private readonly maxAttempts: number;
@@ -94,9 +96,12 @@ export class LocalBus implements EventBus {
     return { failed: [] };
   }
 
-  /** Delivers what a previous run left pending (call once subscriptions are registered). */
+  /**
+   * Delivers what a previous run left pending (call once subscriptions are registered). What
+   * this bus already has scheduled or in flight (events published since start) is left alone.
+   */
   recover(): number {
-    const pending = this.list("pending");
+    const pending = this.list("pending").filter((delivery) => !this.timers.has(delivery.id) && !this.delivering.has(delivery.id));
     for (const delivery of pending) this.schedule(delivery, 0);
     return pending.length;
   }
@@ -141,7 +146,9 @@ export class LocalBus implements EventBus {
     clearTimeout(this.timers.get(delivery.id));
     const timer = setTimeout(() => {
       this.timers.delete(delivery.id);
+      this.delivering.add(delivery.id);
       const run = this.deliver(delivery).finally(() => {
+        this.delivering.delete(delivery.id);
         this.inFlight.delete(run);
         this.notifyIdle();
       });
