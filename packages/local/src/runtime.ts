@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { generateSigningJwk } from "@enclave/auth";
 import {
   type AppEnv,
+  AppError,
   createTokenVerifier,
   type Database,
   describeError,
@@ -125,8 +126,25 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   app.get("/", (c) => c.json({ services: services.map((s) => ({ name: s.module.manifest.name, prefix: s.module.manifest.prefix })), docs: "/docs" }));
   app.get("/_local/events/dlq", (c) => c.json({ items: bus.deadLetters() }));
   app.post("/_local/events/redrive", async (c) => {
-    const body = (await c.req.json().catch(() => ({}))) as { ids?: string[] };
-    return c.json({ redriven: bus.redrive(Array.isArray(body.ids) ? body.ids : undefined) });
+    // No body or `{}` redrives every dead letter; `{"ids": [...]}` only those. Anything else is
+    // refused rather than read as "all".
+    const text = await c.req.text();
+    let body: unknown = {};
+    if (text.trim() !== "") {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new AppError("malformed_json");
+      }
+    }
+    const ids = (body as { ids?: unknown } | null)?.ids;
+    const valid =
+      body !== null &&
+      typeof body === "object" &&
+      !Array.isArray(body) &&
+      (ids === undefined || (Array.isArray(ids) && ids.every((id) => typeof id === "string")));
+    if (!valid) throw new AppError("validation_failed", 'Send {} to redrive every dead letter, or {"ids": ["<delivery id>", ...]}.');
+    return c.json({ redriven: bus.redrive(ids as string[] | undefined) });
   });
   finalizeApp(app);
 
