@@ -1,10 +1,10 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ConfigError, describeError, log, openDatabase } from "@enclave/core";
 import { migrate } from "@enclave/core/db/migrate";
 import { serve } from "@hono/node-server";
-import { listDeliveries } from "./bus";
+import { type Delivery, listDeliveries } from "./bus";
 import { readLocalConfig } from "./config";
 import { createLocalRuntime, repositoryRoot } from "./runtime";
 import { localServices } from "./services";
@@ -96,22 +96,37 @@ async function seedCommand() {
 async function redriveCommand() {
   const config = readLocalConfig();
   const ids = args.filter((a) => !a.startsWith("--"));
+  let response: Response | undefined;
   try {
-    const response = await fetch(`http://127.0.0.1:${config.PORT}/_local/events/redrive`, {
+    response = await fetch(`http://127.0.0.1:${config.PORT}/_local/events/redrive`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(ids.length > 0 ? { ids } : {}),
     });
-    const result = (await response.json()) as { redriven: number };
-    process.stdout.write(`redriven ${result.redriven} event(s) through the running server\n`);
   } catch {
-    // No server running: queue them; `npm run dev` delivers pending events at start.
-    const dir = join(resolve(config.DATA_DIR, config.STAGE), "bus");
-    const chosen = listDeliveries(join(dir, "dlq")).filter((d) => ids.length === 0 || ids.includes(d.id));
-    mkdirSync(join(dir, "pending"), { recursive: true });
-    for (const d of chosen) renameSync(join(dir, "dlq", `${d.id}.json`), join(dir, "pending", `${d.id}.json`));
-    process.stdout.write(`queued ${chosen.length} event(s); they are delivered when \`npm run dev\` starts\n`);
+    response = undefined; // no server running
   }
+  if (response) {
+    const result = (await response.json().catch(() => undefined)) as { redriven?: unknown } | undefined;
+    if (!response.ok || typeof result?.redriven !== "number") {
+      throw new Error(`the server on port ${config.PORT} did not redrive: ${response.status} ${JSON.stringify(result ?? null)}`);
+    }
+    process.stdout.write(`redriven ${result.redriven} event(s) through the running server\n`);
+    return;
+  }
+  // No server running: queue them with fresh attempts (as an in-process redrive does), so each
+  // gets the whole retry policy again; `npm run dev` delivers pending events at start.
+  const dir = join(resolve(config.DATA_DIR, config.STAGE), "bus");
+  const chosen = listDeliveries(join(dir, "dlq")).filter((d) => ids.length === 0 || ids.includes(d.id));
+  mkdirSync(join(dir, "pending"), { recursive: true });
+  for (const d of chosen) {
+    const fresh: Delivery = { id: d.id, subscriber: d.subscriber, event: d.event, attempts: 0 };
+    const target = join(dir, "pending", `${d.id}.json`);
+    writeFileSync(`${target}.tmp`, JSON.stringify(fresh));
+    renameSync(`${target}.tmp`, target);
+    rmSync(join(dir, "dlq", `${d.id}.json`), { force: true });
+  }
+  process.stdout.write(`queued ${chosen.length} event(s); they are delivered when \`npm run dev\` starts\n`);
 }
 
 function dlqCommand() {
