@@ -96,6 +96,19 @@ describe("POST /auth/register", () => {
     expect(h.bus.entries.length).toBe(events);
   });
 
+  test("two concurrent registrations of one email: exactly one account, one 201 and one 409", async () => {
+    const email = uniqueEmail("race");
+    const results = await Promise.all([
+      call(h.app, "POST", "/auth/register", { ...valid(), email }),
+      call(h.app, "POST", "/auth/register", { ...valid(), email: email.toUpperCase() }),
+    ]);
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409]);
+    const [count] = await query<{ n: number }>(sql`select count(*)::int as n from "auth"."users" where lower("email") = ${email}`);
+    expect(count?.n).toBe(1);
+    const [events] = await query<{ n: number }>(sql`select count(*)::int as n from "auth"."outbox" where lower("detail"->'data'->>'email') = ${email}`);
+    expect(events?.n).toBe(1);
+  });
+
   test.each([
     ["8 characters", "a".repeat(8)],
     ["128 characters", "b".repeat(128)],
