@@ -182,6 +182,29 @@ describe("migrate", () => {
     await expect(migrate(db, "badjson", dir)).rejects.toThrow(MigrationError);
   });
 
+  test("a checkout with CRLF line endings is the same migration, not an edited one", async () => {
+    const dir = await migrationsFolder([init("crlf"), addColumn("crlf")]);
+    await migrate(db, "crlf", dir);
+    await writeFile(join(dir, "0000_init.sql"), init("crlf").sql.replace(/\n/g, "\r\n"));
+    expect((await migrate(db, "crlf", dir)).applied).toEqual([]);
+    const files = await readMigrations("crlf", dir);
+    expect(files[0]?.statements).toHaveLength(2);
+  });
+
+  test("a journal without entries, or with a tag that is not a file name, is an error", async () => {
+    const dir = await migrationsFolder([init("shape")]);
+    for (const journal of [{}, { entries: "0000_init" }, { entries: [{ idx: 0, when: 1 }] }, { entries: [{ idx: "0", when: 1, tag: "0000_init" }] }]) {
+      await writeFile(join(dir, "meta", "_journal.json"), JSON.stringify(journal));
+      const error = await migrate(db, "shape", dir).catch((e: unknown) => e);
+      expect(error, JSON.stringify(journal)).toBeInstanceOf(MigrationError);
+    }
+    for (const tag of ["../../secrets", "sub/0000_init", ""]) {
+      await writeFile(join(dir, "meta", "_journal.json"), JSON.stringify({ entries: [{ idx: 0, when: 1, tag }] }));
+      await expect(migrate(db, "shape", dir), tag).rejects.toThrow(MigrationError);
+    }
+    expect(await recorded("shape")).toEqual([]);
+  });
+
   test("a failing statement rolls back every pending file of the run: nothing applied, nothing recorded", async () => {
     const dir = await migrationsFolder([init("atomic")]);
     await migrate(db, "atomic", dir);

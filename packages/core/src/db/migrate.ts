@@ -33,6 +33,14 @@ export async function readMigrations(service: string, dir: string): Promise<Migr
   } catch (error) {
     throw new MigrationError(service, `cannot read ${join(dir, "meta", "_journal.json")}: ${(error as Error).message}`);
   }
+  if (!Array.isArray(journal?.entries)) throw new MigrationError(service, `${join(dir, "meta", "_journal.json")} has no entries list`);
+  for (const entry of journal.entries as unknown[]) {
+    const { idx, tag } = (entry ?? {}) as Partial<JournalEntry>;
+    // A tag names a file in this folder: nothing else may be read through the journal.
+    if (!Number.isInteger(idx) || typeof tag !== "string" || !/^[A-Za-z0-9_-]+$/.test(tag)) {
+      throw new MigrationError(service, `journal entry ${JSON.stringify(entry)} is not {idx, tag} with a plain file name`);
+    }
+  }
   const entries = [...journal.entries].sort((a, b) => a.idx - b.idx);
   entries.forEach((entry, position) => {
     if (entry.idx !== position) {
@@ -41,9 +49,11 @@ export async function readMigrations(service: string, dir: string): Promise<Migr
   });
   return Promise.all(
     entries.map(async (entry) => {
-      const text = await readFile(join(dir, `${entry.tag}.sql`), "utf8").catch(() => {
+      const raw = await readFile(join(dir, `${entry.tag}.sql`), "utf8").catch(() => {
         throw new MigrationError(service, `journal lists ${entry.tag} but ${entry.tag}.sql is missing`);
       });
+      // Hashed with LF line endings, so a CRLF checkout (git autocrlf) is not an "edited" migration.
+      const text = raw.replace(/\r\n/g, "\n");
       return {
         ...entry,
         hash: createHash("sha256").update(text).digest("hex"),
