@@ -11,7 +11,7 @@ import { Limit, Uuid } from "../schemas";
 import { createTestDatabase, type TestDatabase } from "../testing";
 import { createServiceApp } from "./app";
 import { ACCESS_TOKEN_ALG, createTokenVerifier, userOf } from "./auth";
-import { MAX_BODY_BYTES } from "./route";
+import { MAX_BODY_BYTES, MAX_VALIDATION_DETAILS } from "./route";
 import type { Role, TokenVerifier } from "./types";
 
 const Item = z.object({ id: Uuid, name: z.string(), qty: z.number(), owner: z.string() });
@@ -357,6 +357,21 @@ describe("error model", () => {
       ),
       { numRuns: 150 },
     );
+  });
+
+  test("deeply nested or huge-but-allowed JSON is a 4xx, not a crash", async () => {
+    const token = await tokenFor("CUSTOMER");
+    const depth = 200_000;
+    const nested = `{"name":"a","qty":1,"tags":${"[".repeat(depth)}${"]".repeat(depth)}}`;
+    const deep = await call(service.app, "POST", "/things/items", { body: nested, token, headers: { "content-type": "application/json" } });
+    expect(deep.status).toBe(400);
+    const wide = JSON.stringify({ name: "a", qty: 1, tags: Array.from({ length: 100_000 }, () => 1) });
+    const many = await call(service.app, "POST", "/things/items", { body: wide, token, headers: { "content-type": "application/json" } });
+    expect(many.status).toBe(400);
+    // The answer lists the first problems only: a 200 KB request must not produce a multi-megabyte error.
+    expect(many.body.error.details).toHaveLength(MAX_VALIDATION_DETAILS);
+    expect(many.body.error.details[0]).toEqual({ path: "tags.0", message: expect.any(String) });
+    expect(many.text.length).toBeLessThan(10_000);
   });
 
   test("arbitrary paths and query strings never produce a 5xx", async () => {

@@ -39,9 +39,12 @@ export type AnyRouteSpec = RouteSpec<Schema | undefined, Schema | undefined, Sch
 export const MAX_BODY_BYTES = 1024 * 1024;
 const jsonContentType = /^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i;
 
+/** At most this many problems are listed: a 100 000-element array of wrong items must not answer with megabytes. */
+export const MAX_VALIDATION_DETAILS = 20;
+
 /** Turns zod issues into `details` a client can act on: where, and what is wrong. */
 export function validationDetails(error: z.core.$ZodError): { path: string; message: string }[] {
-  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
+  return error.issues.slice(0, MAX_VALIDATION_DETAILS).map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
 }
 
 export function parseOrThrow<S extends Schema>(schema: S, value: unknown, where: string): z.output<S> {
