@@ -130,6 +130,7 @@ async function call(
   } catch {
     json = undefined;
   }
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies are inspected loosely in assertions
   return { status: response.status, headers: response.headers, text, body: json as Record<string, any> };
 }
 

@@ -1,0 +1,82 @@
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { describe, expect, test } from "vitest";
+import { AppError } from "./errors";
+import { memoryBus } from "./events/memory";
+import { ACCESS_TOKEN_ALG } from "./http/auth";
+import { uuidv7 } from "./ids";
+import { contextFromConfig, defineManifest, parseCommonConfig, rateSeconds } from "./service";
+
+describe("rateSeconds", () => {
+  test("reads EventBridge rate expressions", () => {
+    expect(rateSeconds("rate(1 minute)")).toBe(60);
+    expect(rateSeconds("rate(5 minutes)")).toBe(300);
+    expect(rateSeconds("rate(2 hours)")).toBe(7200);
+    expect(rateSeconds("rate(1 hour)")).toBe(3600);
+    for (const bad of ["cron(0 * * * ? *)", "rate(minute)", "rate(-1 minutes)", "rate(1 day)", "every minute"]) {
+      expect(() => rateSeconds(bad), bad).toThrow(/unsupported schedule/);
+    }
+  });
+});
+
+describe("defineManifest", () => {
+  test("keeps the manifest as declared", () => {
+    const manifest = defineManifest({
+      name: "things",
+      prefix: "/things",
+      publishes: ["config.changed"],
+      subscriptions: [{ name: "on-user", description: "d", pattern: { source: ["enclave.auth"], "detail-type": ["user.registered"] } }],
+      crons: [{ name: "outbox-sweeper", description: "d", schedule: "rate(1 minute)" }],
+    });
+    expect(manifest.subscriptions[0]?.pattern).toEqual({ source: ["enclave.auth"], "detail-type": ["user.registered"] });
+  });
+});
+
+describe("contextFromConfig", () => {
+  test("connects nothing at start and opens the database once, on first use", async () => {
+    // Nothing listens on port 1: opening a pool must not connect, so this succeeds.
+    const ctx = contextFromConfig(parseCommonConfig("things", { DATABASE_URL: "postgres://u@127.0.0.1:1/db", STAGE: "test", APP_NAME: "acme" }), {
+      bus: memoryBus(),
+    });
+    expect(ctx.app).toBe("acme");
+    expect(ctx.stage).toBe("test");
+    const [a, b] = await Promise.all([ctx.database(), ctx.database()]);
+    expect(a).toBe(b);
+    expect(a.kind).toBe("pg");
+    expect(await ctx.database()).toBe(a);
+    await a.close();
+  });
+
+  test("verifies access tokens with the keys of AUTH_PUBLIC_JWKS, issuer and audience from config", async () => {
+    const { publicKey, privateKey } = await generateKeyPair(ACCESS_TOKEN_ALG);
+    const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: "k", alg: ACCESS_TOKEN_ALG }] };
+    const config = parseCommonConfig("things", {
+      DATABASE_URL: "pglite://memory",
+      AUTH_PUBLIC_JWKS: JSON.stringify(jwks),
+      JWT_ISSUER: "issuer-x",
+      JWT_AUDIENCE: "aud-x",
+      LOG_LEVEL: "error",
+    });
+    const ctx = contextFromConfig(config, { bus: memoryBus() });
+    const userId = uuidv7();
+    const sign = (iss: string) =>
+      new SignJWT({ role: "VENDOR" })
+        .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, kid: "k" })
+        .setSubject(userId)
+        .setIssuer(iss)
+        .setAudience("aud-x")
+        .setIssuedAt()
+        .setExpirationTime("1m")
+        .setJti("j")
+        .sign(privateKey);
+    await expect(ctx.verifier.verify(await sign("issuer-x"))).resolves.toEqual({ kind: "user", userId, role: "VENDOR", tokenId: "j" });
+    await expect(ctx.verifier.verify(await sign("enclave-auth"))).rejects.toBeInstanceOf(AppError);
+  });
+
+  test("overrides replace what configuration would build", async () => {
+    const bus = memoryBus();
+    const verifier = { verify: async () => ({ kind: "service" as const, service: "x" }) };
+    const ctx = contextFromConfig(parseCommonConfig("things", { DATABASE_URL: "pglite://memory" }), { bus, verifier });
+    expect(ctx.bus).toBe(bus);
+    expect(ctx.verifier).toBe(verifier);
+  });
+});
