@@ -61,8 +61,7 @@ export function createAdminApp(ctx: AdminContext) {
         responses: { 200: { description: "The key as stored", schema: ConfigItem } },
       },
       async (c, { params, body, principal }) => {
-        const item = await putConfig(ctx, params.key, body, actorOf(c, userOf(principal).userId));
-        return c.json(item);
+        return c.json(await putConfig(ctx, params.key, body, actorOf(c, userOf(principal).userId)));
       },
     )
     .add(

@@ -1,5 +1,5 @@
 import type { AdminContext } from "./context";
-import { putConfig } from "./system-config";
+import { addConfigIfAbsent } from "./system-config";
 
 /** Settings every stage starts with. Admins may change them; the seed never overwrites a key. */
 export const essentialConfig: { key: string; value: unknown; description: string }[] = [
@@ -14,12 +14,11 @@ export const essentialConfig: { key: string; value: unknown; description: string
  */
 export async function seedEssential(ctx: AdminContext): Promise<void> {
   for (const item of essentialConfig) {
-    await putConfig(
+    await addConfigIfAbsent(
       ctx,
       item.key,
       { value: item.value, description: item.description },
       { userId: null, correlationId: "seed:essential", ipAddress: null, userAgent: null },
-      { onlyIfAbsent: true },
     );
   }
 }

@@ -84,10 +84,20 @@ const configEvent = (key: string, actor: ConfigActor) => createEvent("config.cha
 
 /**
  * Creates or replaces a key: the row, its audit row and config.changed in the outbox in one
- * statement, then the relay (two round trips). With `onlyIfAbsent` an existing key is left as
- * it is and nothing is recorded (the essential seed); the result is then undefined.
+ * statement, then the relay (two round trips).
  */
-export async function putConfig(ctx: AdminContext, key: string, input: ConfigInput, actor: ConfigActor, options: { onlyIfAbsent?: boolean } = {}) {
+export async function putConfig(ctx: AdminContext, key: string, input: ConfigInput, actor: ConfigActor): Promise<ConfigItem> {
+  const row = await writeConfig(ctx, key, input, actor, "upsert");
+  if (!row) throw new Error("an upsert returned no row");
+  return row;
+}
+
+/** Adds a key unless it exists, recording nothing when it does (the essential seed). Returns whether it added it. */
+export async function addConfigIfAbsent(ctx: AdminContext, key: string, input: ConfigInput, actor: ConfigActor): Promise<boolean> {
+  return (await writeConfig(ctx, key, input, actor, "insert")) !== undefined;
+}
+
+async function writeConfig(ctx: AdminContext, key: string, input: ConfigInput, actor: ConfigActor, mode: "upsert" | "insert") {
   const db = (await ctx.database()).db;
   const event = configEvent(key, actor);
   const insert = db.insert(systemConfigTable).values({
@@ -98,19 +108,20 @@ export async function putConfig(ctx: AdminContext, key: string, input: ConfigInp
     updatedBy: actor.userId,
   });
   const returning = { ...getTableColumns(systemConfigTable), created: sql<boolean>`(xmax = 0)`.as("created") };
-  const change = options.onlyIfAbsent
-    ? insert.onConflictDoNothing({ target: systemConfigTable.key }).returning(returning)
-    : insert
-        .onConflictDoUpdate({
-          target: systemConfigTable.key,
-          set: {
-            value: sql`excluded."value"`,
-            ...(input.description === undefined ? {} : { description: sql`excluded."description"` }),
-            updatedAt: sql`now()`,
-            updatedBy: sql`excluded."updated_by"`,
-          },
-        })
-        .returning(returning);
+  const change =
+    mode === "insert"
+      ? insert.onConflictDoNothing({ target: systemConfigTable.key }).returning(returning)
+      : insert
+          .onConflictDoUpdate({
+            target: systemConfigTable.key,
+            set: {
+              value: sql`excluded."value"`,
+              ...(input.description === undefined ? {} : { description: sql`excluded."description"` }),
+              updatedAt: sql`now()`,
+              updatedBy: sql`excluded."updated_by"`,
+            },
+          })
+          .returning(returning);
   const details = sql`jsonb_build_object('key', "key", 'operation', case when "created" then 'created' else 'updated' end, 'value', "value")`;
   const [row] = await commitWithEvents(db, {
     outbox: adminOutbox,
