@@ -2,6 +2,8 @@ import { adminContextFromConfig, adminService } from "@enclave/admin";
 import { readAdminConfig } from "@enclave/admin/config";
 import { authContextFromConfig, authService } from "@enclave/auth";
 import { readAuthConfig } from "@enclave/auth/config";
+import { paymentsContextFromConfig, paymentsService } from "@enclave/payments";
+import { readPaymentsConfig } from "@enclave/payments/config";
 import { profileContextFromConfig, profileService } from "@enclave/profile";
 import { readProfileConfig } from "@enclave/profile/config";
 import { localService } from "./registry";
@@ -21,5 +23,16 @@ export const localServices = [
     module: profileService,
     context: (local) =>
       profileContextFromConfig(readProfileConfig(local.env), { database: local.base.database, bus: local.base.bus, verifier: local.base.verifier }),
+  }),
+  localService({
+    module: paymentsService,
+    context: (local) =>
+      paymentsContextFromConfig(readPaymentsConfig({ ...local.env, SERVICE_SIGNING_KEY: JSON.stringify(local.serviceSigningJwk) }), {
+        database: local.base.database,
+        bus: local.base.bus,
+        verifier: local.base.verifier,
+        // Recipient lookups reach auth in-process, exactly as over HTTP, with a service token.
+        authFetch: local.fetch,
+      }),
   }),
 ];
