@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -5,8 +6,11 @@ import { join, resolve } from "node:path";
 import { type Database, openDatabase, rowsOf } from "@enclave/core/db/index";
 import { dropRoles, serviceRoles } from "@enclave/core/db/roles";
 import { testServerUrl } from "@enclave/core/testing";
+import { startNeonProxy } from "@enclave/core/testing/neon-proxy";
 import { sql } from "drizzle-orm";
+import { build } from "esbuild";
 import { afterAll, describe, expect, test } from "vitest";
+import { nodejs } from "../infra/plan";
 import { databaseUrl, handler, migrateOptionsFromEnv, migrateStage } from "./migrate";
 
 const repositoryMigrations = resolve(import.meta.dirname, "../migrations");
@@ -236,6 +240,76 @@ describe.skipIf(!testServerUrl)("migrate function with a database per service", 
       expect(String(denied)).toMatch(/permission denied for database/);
     } finally {
       await intruder.close().catch(() => {});
+    }
+  });
+});
+
+describe.skipIf(!testServerUrl)("the migrate function as deployed: its bundle, on PostgreSQL through the Neon driver", () => {
+  const prefix = `b${randomBytes(3).toString("hex")}_`;
+  afterAll(async () => {
+    const admin = await openDatabase(testServerUrl as string, { maxConnections: 1 });
+    for (const service of services) await admin.db.execute(sql.raw(`drop database if exists "${prefix}${service}" with (force)`));
+    await dropRoles(
+      admin.db,
+      services.map((s) => serviceRoles(s, { topology: "per-service", prefix })),
+    );
+    await admin.close();
+  });
+
+  test("the bundle, with migrations copied beside it and no node_modules, migrates every service", async () => {
+    // Built exactly as the deployment builds it (infra/plan.ts), migrations copied as copyFiles does.
+    const task = mkdtempSync(join(tmpdir(), "enclave-migrate-bundle-"));
+    await build({
+      entryPoints: [resolve(import.meta.dirname, "migrate.ts")],
+      bundle: true,
+      platform: "node",
+      target: "node24",
+      format: nodejs.format,
+      minify: nodejs.minify,
+      splitting: nodejs.splitting,
+      external: nodejs.esbuild.external,
+      outdir: task,
+      banner: { js: `import { createRequire as topLevelCreateRequire } from "module"; const require = topLevelCreateRequire(import.meta.url);` },
+      logLevel: "error",
+    });
+    writeFileSync(join(task, "package.json"), '{"type":"module"}');
+    cpSync(migrationsRoot(), join(task, "migrations"), { recursive: true });
+
+    const proxy = await startNeonProxy();
+    try {
+      const adminUrl = new URL(testServerUrl as string);
+      adminUrl.searchParams.set("driver", "neon");
+      const env: Record<string, string> = {
+        PATH: process.env.PATH ?? "",
+        LAMBDA_TASK_ROOT: task,
+        MIGRATE_ADMIN_URL: adminUrl.toString(),
+        MIGRATE_SERVICES: services.join(","),
+        MIGRATE_ROLE_PREFIX: prefix,
+        NEON_WS_PROXY: proxy.wsProxy,
+        LOG_LEVEL: "error",
+        ...Object.fromEntries(services.map((s) => [`${s.toUpperCase()}_RUNTIME_PASSWORD`, password()])),
+      };
+      const script = `import(${JSON.stringify(join(task, "migrate.js"))}).then((m) => m.handler()).then((r) => process.stdout.write("\\n" + JSON.stringify(r)))`;
+      const output = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+        const child = spawn(process.execPath, ["--input-type=module", "-e", script], { cwd: task, env });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (chunk) => (stdout += chunk));
+        child.stderr.on("data", (chunk) => (stderr += chunk));
+        child.on("close", (code) => done({ code, stdout, stderr }));
+      });
+      expect(output.stderr).toBe("");
+      expect(output.code).toBe(0);
+      // Log lines first (what CloudWatch would get), the handler's result last.
+      const lines = output.stdout.split("\n").filter(Boolean);
+      expect(lines.slice(0, -1).map((line) => JSON.parse(line).msg)).toContain("stage migrated");
+      const result = JSON.parse(lines.at(-1)!) as { schema: string; services: { service: string; database: string; applied: string[] }[] };
+      expect(result.services.map((s) => s.database)).toEqual(services.map((s) => `${prefix}${s}`));
+      expect(result.services.every((s) => s.applied.includes("0000_init") || s.applied[0]?.startsWith("0000_"))).toBe(true);
+      // It went through the Neon driver's WebSocket path, not node-postgres (which the bundle does not carry).
+      expect(proxy.connections).toBeGreaterThan(0);
+    } finally {
+      await proxy.close();
     }
   });
 });

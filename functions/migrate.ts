@@ -25,8 +25,10 @@ export interface MigrateStageOptions {
   services: { name: string; runtimePassword: string }[];
   /** Folder holding `<service>/meta/_journal.json` and the SQL files. */
   migrationsDir: string;
-  /** Role name prefix (tests on a shared server). */
+  /** Role (and per-service database) name prefix: tests on a shared server. */
   rolePrefix?: string;
+  /** A local WebSocket-to-TCP proxy for the Neon driver: tests only. */
+  neonWsProxy?: string;
 }
 
 export interface MigrateStageResult {
@@ -58,7 +60,8 @@ export async function migrateStage(options: MigrateStageOptions): Promise<Migrat
     .digest("hex")
     .slice(0, 16);
 
-  const admin = await openDatabase(options.adminUrl, { maxConnections: 1 });
+  const connection = { maxConnections: 1, ...(options.neonWsProxy ? { neonWsProxy: options.neonWsProxy } : {}) };
+  const admin = await openDatabase(options.adminUrl, connection);
   const opened = new Map<string, Database>();
   try {
     const adminDatabase = rowsOf<{ name: string }>(await admin.db.execute(sql`select current_database() as name`))[0]?.name;
@@ -69,7 +72,7 @@ export async function migrateStage(options: MigrateStageOptions): Promise<Migrat
       if (existing) return existing;
       const created = await ensureDatabase(admin.db, roles.database, options.topology === "per-service" ? roles.owner : undefined);
       if (created) log("info", "database created", { database: roles.database });
-      const database = await openDatabase(databaseUrl(options.adminUrl, roles.database), { maxConnections: 1 });
+      const database = await openDatabase(databaseUrl(options.adminUrl, roles.database), connection);
       opened.set(roles.database, database);
       return database;
     };
@@ -98,6 +101,9 @@ const migrateEnv = z.object({
   MIGRATE_SERVICES: z.string().check(z.regex(/^[a-z][a-z0-9_]*(,[a-z][a-z0-9_]*)*$/)),
   MIGRATIONS_DIR: z.optional(z.string()),
   LAMBDA_TASK_ROOT: z.optional(z.string()),
+  /** Tests only: namespace roles and databases on a shared server, reach it through a local proxy. */
+  MIGRATE_ROLE_PREFIX: z.optional(z.string().check(z.regex(/^[a-z][a-z0-9_]{0,20}$/))),
+  NEON_WS_PROXY: z.optional(z.string()),
 });
 
 /** Options from the function's environment: `<SERVICE>_RUNTIME_PASSWORD` per service. */
@@ -115,6 +121,8 @@ export function migrateOptionsFromEnv(env: Record<string, string | undefined>): 
     services,
     // The deployment copies migrations/ into the function package root.
     migrationsDir: config.MIGRATIONS_DIR ?? join(config.LAMBDA_TASK_ROOT ?? process.cwd(), "migrations"),
+    ...(config.MIGRATE_ROLE_PREFIX ? { rolePrefix: config.MIGRATE_ROLE_PREFIX } : {}),
+    ...(config.NEON_WS_PROXY ? { neonWsProxy: config.NEON_WS_PROXY } : {}),
   };
 }
 
