@@ -1,4 +1,46 @@
-/** Cloud resources, one concern per file; filled in as the cloud stage lands. */
+import { createApi, routeServices } from "./api";
+import { createBus } from "./bus";
+import { scheduleServices } from "./crons";
+import { createDatabase } from "./database";
+import type { FunctionContext } from "./functions";
+import { createMigrations } from "./migrate";
+import { planDeployment, publicJwks, stageSettings } from "./plan";
+import { createSecrets } from "./secrets";
+import { deployedServices } from "./services";
+import { subscribeServices } from "./subscribers";
+
+/**
+ * The cloud deployment of one stage: secrets, the Neon branch, migrations (run on every
+ * deploy), the bus, the HTTP API with one function per service, subscribers and crons.
+ */
 export async function deploy() {
-  return {};
+  const settings = stageSettings($app.stage, process.env);
+  const plan = planDeployment(deployedServices);
+
+  const secrets = createSecrets();
+  const database = createDatabase(settings, plan.services, secrets);
+  const migrations = createMigrations(database, plan.services, settings.topology, settings.singleDatabase);
+  const bus = createBus();
+  const api = createApi();
+
+  const context: FunctionContext = {
+    bus,
+    secrets,
+    databaseUrls: Object.fromEntries(plan.services.map((s) => [s, database.services[s]!.url])),
+    authPublicJwks: secrets.AuthSigningKey.value.apply((value) => publicJwks("AuthSigningKey", value)),
+    servicePublicJwks: secrets.ServiceSigningKey.value.apply((value) => publicJwks("ServiceSigningKey", value)),
+    apiUrl: api.url,
+    schemaVersion: migrations.schemaVersion,
+  };
+  routeServices(api, plan, deployedServices, context);
+  subscribeServices(bus, plan, deployedServices, context);
+  scheduleServices(plan, deployedServices, context, settings.cronsEnabled);
+
+  return {
+    api: api.url,
+    neonBranch: database.branchId,
+    topology: settings.topology,
+    schema: migrations.schemaVersion,
+    migrated: migrations.applied,
+  };
 }

@@ -1,0 +1,223 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { build } from "esbuild";
+import ts from "typescript";
+import { generatePrivateJwk } from "./keygen";
+import { entryFile, functionEnvironment, nodejs, planDeployment, publicJwks, type ServiceDeployment } from "./plan";
+import { deployedServices } from "./services";
+
+/**
+ * `npm run infra:check`: everything about the cloud deployment that can be checked without an
+ * AWS or Neon account, on a machine with only Node and the npm registry.
+ *
+ * 1. Installs the SST platform and its providers (aws, neon, random) offline: no Pulumi
+ *    download (SST_SKIP_DEPENDENCY_CHECK), Bun from the npm package (SST_BUN_PATH), a
+ *    temporary HOME so nothing lands in the user's home.
+ * 2. Typechecks sst.config.ts and infra/ against the platform's types, so a wrong component
+ *    argument fails here and not halfway through a deploy.
+ * 3. Bundles every function the plan deploys exactly as the deployment does (ESM, minified,
+ *    split, PGlite and node-postgres left out), loads each bundle in a directory with no
+ *    node_modules, and answers an API Gateway payload 2.0 request with each API bundle using
+ *    only the environment the infra gives that service.
+ */
+
+const root = resolve(import.meta.dirname, "..");
+const started = performance.now();
+const step = (message: string) => process.stdout.write(`infra:check ${message}\n`);
+const fail = (message: string): never => {
+  process.stderr.write(`infra:check FAILED: ${message}\n`);
+  process.exit(1);
+};
+
+function bunBinary(): string {
+  const arch = process.arch === "arm64" ? "aarch64" : "x64";
+  const candidates = [
+    `node_modules/@oven/bun-${process.platform}-${arch}/bin/bun`,
+    `node_modules/@oven/bun-${process.platform}-${arch}-baseline/bin/bun`,
+    `node_modules/@oven/bun-${process.platform}-${arch}-musl/bin/bun`,
+    "node_modules/bun/bin/bun.exe",
+  ].map((path) => join(root, path));
+  for (const candidate of candidates) {
+    if (existsSync(candidate) && spawnSync(candidate, ["--version"]).status === 0) return candidate;
+  }
+  return fail("no working Bun binary in node_modules (npm ci installs the bun package)");
+}
+
+function installPlatform() {
+  const home = mkdtempSync(join(tmpdir(), "enclave-sst-home-"));
+  const env = {
+    ...process.env,
+    HOME: home,
+    SST_SKIP_DEPENDENCY_CHECK: "1",
+    SST_TELEMETRY_DISABLED: "1",
+    SST_BUN_PATH: bunBinary(),
+    NO_COLOR: "1",
+  };
+  const sst = join(root, "node_modules", ".bin", "sst");
+  const result = spawnSync(sst, ["install", "--stage", "infra-check"], { cwd: root, env, encoding: "utf8" });
+  rmSync(home, { recursive: true, force: true });
+  if (result.status !== 0) fail(`sst install exited ${result.status}\n${result.stdout}\n${result.stderr}`);
+  if (!existsSync(join(root, ".sst/platform/config.d.ts"))) fail("sst install did not write .sst/platform/config.d.ts");
+  const providers = JSON.parse(readFileSync(join(root, ".sst/provider-lock.json"), "utf8")) as { name: string; version: string }[];
+  step(`platform installed: providers ${providers.map((p) => `${p.name}@${p.version}`).join(", ")}`);
+}
+
+/**
+ * Two programs: sst.config.ts and the resource files against the SST platform's globals and
+ * types; the plain modules (plan, services, this script, the tests) with the repository's
+ * strict settings, which the platform's own sources would not pass.
+ */
+function typecheck(tsconfig: string, label: string) {
+  const configPath = join(root, tsconfig);
+  const config = ts.readConfigFile(configPath, ts.sys.readFile);
+  if (config.error) fail(ts.flattenDiagnosticMessageText(config.error.messageText, "\n"));
+  const parsed = ts.parseJsonConfigFileContent(config.config, ts.sys, dirname(configPath));
+  const program = ts.createProgram(parsed.fileNames, parsed.options);
+  const diagnostics = ts.getPreEmitDiagnostics(program);
+  // The platform ships TypeScript sources type-checked with our compiler and types; a mismatch
+  // there (e.g. two @types/node versions, anomalyco/sst#5130) is not a fault in our code.
+  const inPlatform = (d: ts.Diagnostic) => d.file?.fileName.includes("/.sst/platform/") ?? false;
+  const platform = diagnostics.filter(inPlatform);
+  const ours = diagnostics.filter((d) => !inPlatform(d));
+  const checked = parsed.fileNames.length;
+  if (ours.length > 0) {
+    const host = { getCanonicalFileName: (f: string) => f, getCurrentDirectory: () => root, getNewLine: () => "\n" };
+    fail(`${label} does not typecheck:\n${ts.formatDiagnostics(ours, host)}`);
+  }
+  step(`typecheck ${label}: ${checked} files, 0 errors` + (platform.length > 0 ? ` (${platform.length} diagnostics inside .sst/platform ignored)` : ""));
+}
+
+/** A minimal API Gateway HTTP API (payload 2.0) event; the shared SAM fixture when present. */
+function apiGatewayEvent(method: string, path: string): unknown {
+  const fixture = resolve(root, "../shared/fixtures/apigw-v2-http-api.template.json");
+  if (existsSync(fixture)) {
+    const event = JSON.parse(
+      readFileSync(fixture, "utf8")
+        .replaceAll("{{{path}}}", path.replace(/^\//, ""))
+        .replaceAll("{{{method}}}", method)
+        .replaceAll("{{{stage}}}", "$default")
+        .replaceAll("{{{account_id}}}", "123456789012")
+        .replaceAll("{{{dns_suffix}}}", "amazonaws.com")
+        .replaceAll("{{{body}}}", ""),
+    );
+    return { ...event, body: undefined, isBase64Encoded: false };
+  }
+  return {
+    version: "2.0",
+    routeKey: "$default",
+    rawPath: path,
+    rawQueryString: "",
+    headers: { accept: "application/json", host: "api.example.com", "x-forwarded-for": "203.0.113.7" },
+    requestContext: {
+      accountId: "123456789012",
+      apiId: "api",
+      domainName: "api.example.com",
+      http: { method, path, protocol: "HTTP/1.1", sourceIp: "203.0.113.7", userAgent: "infra-check" },
+      requestId: "infra-check",
+      routeKey: "$default",
+      stage: "$default",
+      time: "21/Nov/2026:00:00:00 +0000",
+      timeEpoch: 1_795_000_000_000,
+    },
+    isBase64Encoded: false,
+  };
+}
+
+/** The environment the deployment gives a service, with throwaway keys and a Neon-shaped URL nothing connects to. */
+function environmentFor(deployment: ServiceDeployment): Record<string, string> {
+  const authKey = JSON.stringify(generatePrivateJwk());
+  const serviceKey = JSON.stringify(generatePrivateJwk());
+  const service = deployment.manifest.name;
+  return functionEnvironment<string>(deployment, {
+    app: "enclave",
+    stage: "infra-check",
+    busName: "enclave-infra-check-bus",
+    databaseUrl: `postgres://${service}_app:x@ep-infra-check-000000-pooler.us-east-1.aws.neon.tech/${service}?sslmode=require`,
+    authPublicJwks: publicJwks("AuthSigningKey", authKey),
+    servicePublicJwks: publicJwks("ServiceSigningKey", serviceKey),
+    secrets: { AuthSigningKey: authKey, ServiceSigningKey: serviceKey },
+    apiUrl: "https://api.example.com",
+    schemaVersion: "0000000000000000",
+  });
+}
+
+const probe = `
+const [bundle, kind, request] = process.argv.slice(2);
+const module = await import(bundle);
+if (typeof module.handler !== "function") throw new Error("no handler export");
+if (kind === "api") {
+  const context = { awsRequestId: "infra-check", getRemainingTimeInMillis: () => 10000 };
+  const { method, path, event } = JSON.parse(request);
+  const result = await module.handler(event, context);
+  process.stdout.write(JSON.stringify({ method, path, statusCode: result.statusCode, body: result.body.slice(0, 200) }));
+}
+`;
+
+async function bundles() {
+  const plan = planDeployment(deployedServices);
+  const out = mkdtempSync(join(tmpdir(), "enclave-bundles-"));
+  const node = join(root, "node_modules", ".bin", "node");
+  const probeFile = join(out, "probe.mjs");
+  writeFileSync(probeFile, probe);
+  const entries = [
+    ...plan.functions.map((f) => ({ ...f, entry: entryFile(f) })),
+    { resource: "Migrate", kind: "migrate" as const, service: "", entry: "functions/migrate.ts" },
+  ];
+  const sizes: string[] = [];
+  try {
+    for (const fn of entries) {
+      if (!existsSync(join(root, fn.entry))) fail(`${fn.resource}: entry point ${fn.entry} does not exist`);
+      const outdir = join(out, fn.resource);
+      mkdirSync(outdir);
+      writeFileSync(join(outdir, "package.json"), '{"type":"module"}');
+      await build({
+        entryPoints: [join(root, fn.entry)],
+        bundle: true,
+        platform: "node",
+        target: "node24",
+        format: nodejs.format,
+        minify: nodejs.minify,
+        splitting: nodejs.splitting,
+        external: nodejs.esbuild.external,
+        outdir,
+        // What SST's bundler adds to ESM functions, so CommonJS dependencies can require().
+        banner: { js: `import { createRequire as topLevelCreateRequire } from "module"; const require = topLevelCreateRequire(import.meta.url);` },
+        logLevel: "error",
+        metafile: true,
+      });
+      const main = join(outdir, `${fn.entry.split("/").pop()!.replace(/\.ts$/, "")}.js`);
+      const total = statSync(main).size;
+      const deployment = deployedServices.find((d) => d.manifest.name === fn.service);
+      const env = { PATH: process.env.PATH ?? "", ...(deployment ? environmentFor(deployment) : {}), LOG_LEVEL: "error" };
+      const prefix = deployment?.manifest.prefix ?? "";
+      const requests = fn.kind === "api" ? [`${prefix}/openapi.json`, `${prefix}/no-such-route`] : [undefined];
+      for (const path of requests) {
+        const request = path ? JSON.stringify({ method: "GET", path, event: apiGatewayEvent("GET", path) }) : "";
+        const result = spawnSync(node, [probeFile, main, fn.kind, request], { cwd: outdir, env, encoding: "utf8" });
+        if (result.status !== 0) fail(`${fn.resource}: the bundle does not load or answer (${relative(root, fn.entry)})\n${result.stderr}`);
+        if (path) {
+          const answer = JSON.parse(result.stdout) as { statusCode: number; body: string };
+          // The OpenAPI document needs no database; an unknown path gets the API.md error
+          // shape (404, or 401 where the service authenticates before routing), never a 500.
+          const ok = path.endsWith("/openapi.json")
+            ? answer.statusCode === 200 && answer.body.startsWith('{"openapi"')
+            : [401, 404].includes(answer.statusCode) && answer.body.startsWith('{"error"');
+          if (!ok) fail(`${fn.resource}: GET ${path} answered ${answer.statusCode} ${answer.body}`);
+        }
+      }
+      sizes.push(`${fn.resource} ${Math.round(total / 1024)} KB`);
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  step(`bundles: ${entries.length} functions built, loaded without node_modules, API bundles answered payload 2.0 requests`);
+  step(`  entry chunk sizes: ${sizes.join(", ")}`);
+}
+
+installPlatform();
+typecheck("infra/tsconfig.json", "sst.config.ts + infra/ (SST platform types)");
+typecheck("infra/tsconfig.node.json", "infra/ plan, services, tests and scripts");
+await bundles();
+step(`passed in ${((performance.now() - started) / 1000).toFixed(1)} s`);

@@ -1,0 +1,23 @@
+import { deadLetterQueue, type FunctionContext, serviceFunction } from "./functions";
+import { type DeploymentPlan, deadLetterRetentionSeconds, retries, type ServiceDeployment } from "./plan";
+
+/**
+ * One EventBridge Scheduler schedule and one function per manifest cron (outbox sweepers, due
+ * payments, ...). Scheduler retries delivery, Lambda retries a failed run twice, and what still
+ * fails lands in the cron's dead-letter queue.
+ */
+export function scheduleServices(plan: DeploymentPlan, deployments: ServiceDeployment[], context: FunctionContext, enabled: boolean) {
+  return plan.crons.map((planned) => {
+    const deployment = deployments.find((d) => d.manifest.name === planned.service)!;
+    const dlq = deadLetterQueue(`${planned.resource}Dlq`, deadLetterRetentionSeconds);
+    const fn = serviceFunction(planned, deployment, context, { deadLetterQueue: dlq });
+    const cron = new sst.aws.CronV2(planned.resource, {
+      function: fn.arn,
+      schedule: planned.schedule,
+      retries: retries.cronDeliveryAttempts,
+      dlq: dlq.arn,
+      enabled,
+    });
+    return { planned, fn, dlq, cron };
+  });
+}

@@ -1,0 +1,80 @@
+import { databasePlan, pooledHost, postgresUrl, type StageSettings } from "./plan";
+import type { Secrets } from "./secrets";
+
+/**
+ * The stage's Neon database: one Neon project for the app (created once, its id in
+ * NEON_PROJECT_ID). Production uses the project's default branch; every other stage gets its own
+ * branch of the parent (NEON_PARENT_BRANCH, default production's branch) with its own compute,
+ * both deleted when the stage is removed. A branch starts as a copy of its parent's data, roles
+ * and databases, so a preview stage runs against production-shaped data at no copy cost.
+ *
+ * Databases and roles inside the branch are created in SQL by the migrate function (Neon's API
+ * makes every role it creates a member of neon_superuser): here only the URLs are computed,
+ * with a generated password per service's runtime role.
+ */
+export function createDatabase(settings: StageSettings, services: string[], secrets: Secrets) {
+  if (!settings.neonProjectId) {
+    throw new Error("NEON_PROJECT_ID is not set: create the project once (docs/DEPLOY.md) and export its id before deploying");
+  }
+  const projectId = settings.neonProjectId;
+  const provider = new neon.Provider("Neon", { apiKey: secrets.NeonApiKey.value });
+  const project = neon.getProjectOutput({ id: projectId }, { provider });
+
+  let branchId: $util.Output<string>;
+  let host: $util.Output<string>;
+  if (settings.production) {
+    branchId = project.defaultBranchId;
+    host = project.databaseHost;
+  } else {
+    const parentId = settings.parentBranch
+      ? neon.getBranchesOutput({ projectId }, { provider }).branches.apply((branches) => {
+          const parent = branches.find((b) => b.name === settings.parentBranch);
+          if (!parent) throw new Error(`NEON_PARENT_BRANCH "${settings.parentBranch}" is not a branch of project ${projectId}`);
+          return parent.id;
+        })
+      : project.defaultBranchId;
+    const branch = new neon.Branch("DatabaseBranch", { projectId, parentId, name: settings.stage }, { provider });
+    const endpoint = new neon.Endpoint(
+      "DatabaseEndpoint",
+      {
+        projectId,
+        branchId: branch.id,
+        type: "read_write",
+        autoscalingLimitMinCu: settings.computeUnits.min,
+        autoscalingLimitMaxCu: settings.computeUnits.max,
+        suspendTimeoutSeconds: settings.suspendSeconds,
+      },
+      { provider },
+    );
+    branchId = branch.id;
+    host = endpoint.host;
+  }
+
+  // The branch's default owner (created with the project, present on every branch) runs the
+  // migrations: it may create roles and databases.
+  const adminPassword = neon.getBranchRolePasswordOutput({ projectId, branchId, roleName: project.databaseUser }, { provider }).password;
+  const adminUrl = $resolve([project.databaseUser, adminPassword, host, project.databaseName]).apply(([user, password, h, database]) =>
+    postgresUrl({ user, password, host: h, database }),
+  );
+
+  const services_ = databasePlan(services, settings).map((roles) => {
+    const password = new random.RandomPassword(`${roles.service[0]!.toUpperCase()}${roles.service.slice(1)}RuntimePassword`, {
+      length: 40,
+      special: false,
+    });
+    const url = $resolve([password.result, host]).apply(([p, h]) =>
+      postgresUrl({ user: roles.runtime, password: p, host: pooledHost(h), database: roles.database }),
+    );
+    return { roles, password: $util.secret(password.result), url: $util.secret(url) };
+  });
+
+  return {
+    projectId,
+    branchId,
+    host,
+    adminUrl: $util.secret(adminUrl),
+    services: Object.fromEntries(services_.map((s) => [s.roles.service, s])),
+  };
+}
+
+export type StageDatabase = ReturnType<typeof createDatabase>;

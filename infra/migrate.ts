@@ -1,0 +1,43 @@
+import type { StageDatabase } from "./database";
+import { architecture, defaultSizing, nodejs, runtime } from "./plan";
+
+/**
+ * The migrate function and its invocation on every deploy. `aws.lambda.Invocation` invokes only
+ * when it is created or its inputs change: the `deployedAt` trigger changes on every deploy, so
+ * it runs every time. A migration that fails makes the invocation fail, and the deploy with it.
+ * Service functions take the resulting schema digest as a variable, so they are updated only
+ * after the migrations succeeded.
+ */
+export function createMigrations(database: StageDatabase, services: string[], topology: "per-service" | "single", singleDatabase: string) {
+  const environment: Record<string, $util.Input<string>> = {
+    MIGRATE_ADMIN_URL: database.adminUrl,
+    MIGRATE_TOPOLOGY: topology,
+    MIGRATE_DATABASE: singleDatabase,
+    MIGRATE_SERVICES: services.join(","),
+  };
+  for (const service of services) environment[`${service.toUpperCase()}_RUNTIME_PASSWORD`] = database.services[service]!.password;
+
+  const fn = new sst.aws.Function("Migrate", {
+    description: "Applies every service's migrations, roles and grants for the stage",
+    handler: "functions/migrate.handler",
+    runtime,
+    architecture,
+    memory: defaultSizing.migrate.memory,
+    timeout: defaultSizing.migrate.timeout,
+    nodejs,
+    copyFiles: [{ from: "migrations", to: "migrations" }],
+    environment,
+    // Invoked synchronously by the deploy: no retries, and never proxied to a laptop by `sst dev`.
+    retries: 0,
+    dev: false,
+  });
+
+  const invocation = new aws.lambda.Invocation("MigrateInvocation", {
+    functionName: fn.name,
+    input: JSON.stringify({ stage: $app.stage }),
+    triggers: { deployedAt: Date.now().toString() },
+  });
+
+  const result = invocation.result.apply((text) => JSON.parse(text) as { schema: string; services: { service: string; applied: string[] }[] });
+  return { fn, invocation, schemaVersion: result.apply((r) => r.schema), applied: result.apply((r) => r.services) };
+}

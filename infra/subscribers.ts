@@ -1,0 +1,44 @@
+import { deadLetterQueue, type FunctionContext, serviceFunction } from "./functions";
+import { type DeploymentPlan, deadLetterRetentionSeconds, retries, type ServiceDeployment } from "./plan";
+
+/**
+ * One EventBridge rule and one function per manifest subscription, with the manifest's pattern
+ * as the rule's event pattern (the same pattern the local bus matches). Each subscription has
+ * its own dead-letter queue, so a poisoned event is redriven to the one consumer that failed.
+ */
+export function subscribeServices(bus: sst.aws.Bus, plan: DeploymentPlan, deployments: ServiceDeployment[], context: FunctionContext) {
+  return plan.subscriptions.map((planned) => {
+    const deployment = deployments.find((d) => d.manifest.name === planned.service)!;
+    const dlq = deadLetterQueue(`${planned.resource}Dlq`, deadLetterRetentionSeconds);
+    const fn = serviceFunction(planned, deployment, context, { deadLetterQueue: dlq });
+    const subscriber = bus.subscribe(planned.resource, fn.arn, {
+      transform: {
+        rule: (args) => {
+          args.description = `${planned.service}: ${planned.name}`;
+          args.eventPattern = planned.eventPattern;
+        },
+        target: (args) => {
+          args.retryPolicy = { maximumRetryAttempts: retries.deliveryAttempts, maximumEventAgeInSeconds: retries.deliveryMaxEventAgeSeconds };
+          args.deadLetterConfig = { arn: dlq.arn };
+        },
+      },
+    });
+    // EventBridge itself writes to the queue when it cannot deliver: allow this rule only.
+    new aws.sqs.QueuePolicy(`${planned.resource}DlqPolicy`, {
+      queueUrl: dlq.url,
+      policy: $jsonStringify({
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Effect: "Allow",
+            Principal: { Service: "events.amazonaws.com" },
+            Action: "sqs:SendMessage",
+            Resource: dlq.arn,
+            Condition: { ArnEquals: { "aws:SourceArn": subscriber.nodes.rule.arn } },
+          },
+        ],
+      }),
+    });
+    return { planned, fn, dlq, subscriber };
+  });
+}
