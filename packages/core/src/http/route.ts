@@ -57,11 +57,13 @@ export function parseOrThrow<S extends Schema>(schema: S, value: unknown, where:
 
 /**
  * The body as text, reading at most MAX_BODY_BYTES: a chunked body without a length is cut off
- * (and the stream cancelled) as soon as it is too large, instead of being buffered whole.
+ * (and the stream cancelled) as soon as it is too large, instead of being buffered whole. A body
+ * with a declared length (already checked by the caller, and enforced by the HTTP parser; the
+ * Lambda adapter's is in memory) is read directly, without a stream.
  */
 async function readBodyText(c: Context): Promise<string> {
   const raw = c.req.raw;
-  if (!raw.body || raw.bodyUsed || Object.keys(c.req.bodyCache).length > 0) return c.req.text();
+  if (c.req.header("content-length") !== undefined || !raw.body || raw.bodyUsed || Object.keys(c.req.bodyCache).length > 0) return c.req.text();
   const reader = raw.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
