@@ -57,7 +57,7 @@ export function createDatabase(settings: StageSettings, services: string[], secr
     postgresUrl({ user, password, host: h, database }),
   );
 
-  const services_ = databasePlan(services, settings).map((roles) => {
+  const serviceDatabases = databasePlan(services, settings).map((roles) => {
     const password = new random.RandomPassword(`${roles.service[0]!.toUpperCase()}${roles.service.slice(1)}RuntimePassword`, {
       length: 40,
       special: false,
@@ -73,7 +73,7 @@ export function createDatabase(settings: StageSettings, services: string[], secr
     branchId,
     host,
     adminUrl: $util.secret(adminUrl),
-    services: Object.fromEntries(services_.map((s) => [s.roles.service, s])),
+    services: Object.fromEntries(serviceDatabases.map((s) => [s.roles.service, s])),
   };
 }
 
