@@ -25,7 +25,7 @@ export async function buildLambda(entry: string, outdir: string) {
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
     logLevel: "error",
   });
-  return summarize(result.metafile, outdir);
+  return summarize(result.metafile, outdir, entry);
 }
 
 export interface BundleSummary {
@@ -38,9 +38,11 @@ export interface BundleSummary {
   files: { file: string; bytes: number }[];
 }
 
-function summarize(metafile: Metafile, outdir: string): BundleSummary {
+function summarize(metafile: Metafile, outdir: string, entryPoint: string): BundleSummary {
   const outputs = metafile.outputs;
-  const entry = Object.keys(outputs).find((file) => outputs[file]?.entryPoint) as string;
+  // Dynamically imported modules are entry points of their own chunks: find the Lambda's.
+  const entry = Object.keys(outputs).find((file) => outputs[file]?.entryPoint?.endsWith(entryPoint)) as string;
+  if (!entry) throw new Error(`no output for ${entryPoint}`);
   const cold = new Set<string>();
   const visit = (file: string) => {
     if (cold.has(file)) return;

@@ -3,7 +3,9 @@
  * the same run. Prints a table and writes .bench/results.json.
  *
  *   - API Lambda bundle size (esbuild, ESM, minified, as deployed): entry, cold-loaded, total.
- *   - Process start to first response of that bundle vs a bare `node -e 0` (median of N runs).
+ *   - Process start to first response of that bundle vs a bare `node -e 0` (median of N runs,
+ *     interleaved in rotating order), plus the CPU time each process reports for itself, which a
+ *     busy machine disturbs much less than wall time.
  *   - DB round trips per auth route (counted by the driver logger).
  *   - Warm read throughput of GET /auth/me vs the same SQL run directly on the driver.
  *
@@ -36,12 +38,20 @@ function apiGatewayEvent(method: string, path: string): unknown {
   return event;
 }
 
-function timeProcess(args: string[], env: NodeJS.ProcessEnv): number {
+/** Runs node with `args`; returns the wall time and what the process wrote to stderr. */
+function runProcess(args: string[], env: NodeJS.ProcessEnv): { ms: number; stderr: string } {
   const started = process.hrtime.bigint();
   const result = spawnSync(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
-  const elapsed = Number(process.hrtime.bigint() - started) / 1e6;
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
   if (result.status !== 0) throw new Error(`process failed: ${result.stderr.toString().slice(0, 500)}`);
-  return elapsed;
+  return { ms, stderr: result.stderr.toString() };
+}
+
+/** CPU milliseconds (user + system, all threads) a process reported as its last stderr line. */
+const reportCpu = "require('node:fs').writeSync(2, '\\n' + JSON.stringify(process.cpuUsage()))";
+function cpuOf(stderr: string): number {
+  const { user, system } = JSON.parse(stderr.trim().split("\n").at(-1) as string) as { user: number; system: number };
+  return (user + system) / 1000;
 }
 
 async function coldStart(service: string, path: string, env: NodeJS.ProcessEnv) {
@@ -50,23 +60,55 @@ async function coldStart(service: string, path: string, env: NodeJS.ProcessEnv) 
   mkdirSync(outdir, { recursive: true });
   const bundle = await buildLambda(`functions/${service}/api.ts`, outdir);
   writeFileSync(join(outdir, "event.json"), JSON.stringify(apiGatewayEvent("GET", path)));
-  writeFileSync(
-    join(outdir, "first-response.mjs"),
-    `import { readFileSync } from "node:fs";
+  const firstResponse = (after: string) => `import { readFileSync, writeSync } from "node:fs";
 const event = JSON.parse(readFileSync(new URL("./event.json", import.meta.url), "utf8"));
 const { handler } = await import("./index.mjs");
 const response = await handler(event, {});
-if (response.statusCode !== 200) { console.error(response.statusCode, response.body); process.exit(1); }`,
+if (response.statusCode !== 200) { console.error(response.statusCode, response.body); process.exit(1); }
+${after}`;
+  // Timed: reports its CPU time once the response is there.
+  writeFileSync(join(outdir, "first-response.mjs"), firstResponse("writeSync(2, '\\n' + JSON.stringify(process.cpuUsage()));"));
+  // Not timed: which of Node's lazily loaded fetch/stream internals the cold path pulled in.
+  writeFileSync(
+    join(outdir, "loaded-modules.mjs"),
+    firstResponse("writeSync(2, '\\n' + JSON.stringify(process.moduleLoadList.filter((m) => /undici|webstreams/.test(m))));"),
   );
+  const loaded = JSON.parse(
+    runProcess([join(outdir, "loaded-modules.mjs")], env)
+      .stderr.trim()
+      .split("\n")
+      .at(-1) as string,
+  ) as string[];
+
   const bare: number[] = [];
+  const bareCpu: number[] = [];
   const first: number[] = [];
-  timeProcess(["-e", "0"], env); // warm the file cache for both
-  timeProcess([join(outdir, "first-response.mjs")], env);
-  for (let i = 0; i < runs; i++) {
-    bare.push(timeProcess(["-e", "0"], env));
-    first.push(timeProcess([join(outdir, "first-response.mjs")], env));
-  }
-  return { bundle, bareMs: median(bare), firstResponseMs: median(first), ratio: median(first) / median(bare) };
+  const firstCpu: number[] = [];
+  const runners = {
+    bare: () => bare.push(runProcess(["-e", "0"], env).ms),
+    bareCpu: () => bareCpu.push(cpuOf(runProcess(["-e", reportCpu], env).stderr)),
+    first: () => {
+      const { ms, stderr } = runProcess([join(outdir, "first-response.mjs")], env);
+      first.push(ms);
+      firstCpu.push(cpuOf(stderr));
+    },
+  };
+  // Warm the file cache for both, then interleave in rotating order so drifting load hits all alike.
+  runProcess(["-e", "0"], env);
+  runProcess([join(outdir, "first-response.mjs")], env);
+  const order = [runners.bare, runners.first, runners.bareCpu];
+  for (let i = 0; i < runs; i++) for (let k = 0; k < order.length; k++) (order[(i + k) % order.length] as () => void)();
+  return {
+    bundle,
+    bareMs: median(bare),
+    firstResponseMs: median(first),
+    ratio: median(first) / median(bare),
+    bareCpuMs: median(bareCpu),
+    firstResponseCpuMs: median(firstCpu),
+    cpuRatio: median(firstCpu) / median(bareCpu),
+    nodeFetchLoaded: loaded.some((m) => m.includes("undici")),
+    webStreamsLoaded: loaded.some((m) => m.includes("webstreams")),
+  };
 }
 
 async function main() {
@@ -99,6 +141,9 @@ async function main() {
   line("bare `node -e 0`", `${auth.bareMs.toFixed(1)} ms`);
   line("auth bundle: process start → first response", `${auth.firstResponseMs.toFixed(1)} ms`);
   line("  ratio to bare node", `${auth.ratio.toFixed(2)}×`, "target ≤ 1.5×");
+  line("  CPU time: bare node / auth bundle", `${auth.bareCpuMs.toFixed(1)} / ${auth.firstResponseCpuMs.toFixed(1)} ms`);
+  line("  CPU ratio", `${auth.cpuRatio.toFixed(2)}×`);
+  line("  Node's fetch classes (undici) loaded", auth.nodeFetchLoaded ? "yes" : "no", "expected: no");
   for (const [route, count] of Object.entries(routes.roundTrips))
     line(`round trips: ${route}`, String(count), route.startsWith("GET") ? "target ≤ 2" : "target ≤ 3");
   line(`warm GET /auth/me (${routes.warmRead.driver})`, `${routes.warmRead.routePerSecond.toFixed(0)} req/s`);
