@@ -1,9 +1,11 @@
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import fc from "fast-check";
 import type { Hono } from "hono";
 import { handle as honoHandle } from "hono/aws-lambda";
-import { afterEach, describe, expect, test } from "vitest";
+import { afterEach, describe, expect, test, vi } from "vitest";
 import * as z from "zod/mini";
 import { AppError } from "./errors";
 import { createServiceApp } from "./http/app";
@@ -244,7 +246,9 @@ describe("handle(app) for API Gateway HTTP API events", () => {
 
   test("a header no HTTP client can send is 400 Invalid request, as with Hono's adapter", async () => {
     const event = apiGatewayEvent({ method: "GET", path: "/demo/text", headers: { "bad header": "x" } });
+    const quiet = vi.spyOn(console, "error").mockImplementation(() => {});
     const { hono, light } = await bothAdapters(event);
+    quiet.mockRestore();
     expect(light).toEqual(hono);
     expect(light).toMatchObject({ statusCode: 400, body: "Invalid request" });
   });
@@ -445,6 +449,25 @@ describe("LightResponse", () => {
     expect(new native.Response("x") instanceof LightResponse).toBe(true);
     expect({} instanceof LightResponse).toBe(false);
     expect(LightResponse.isLight(new native.Response("x"))).toBe(false);
+  });
+
+  test("with the globals installed, Node's fetch takes light Headers and its responses still pass instanceof", async () => {
+    const server = createServer((req, res) => {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ auth: req.headers.authorization, accept: req.headers.accept }));
+    });
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    try {
+      installFetchGlobals();
+      const headers = new Headers({ authorization: "Bearer t" });
+      headers.append("accept", "application/json");
+      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { headers });
+      expect(response instanceof Response).toBe(true);
+      expect(response.headers instanceof Headers).toBe(true);
+      expect(await response.json()).toEqual({ auth: "Bearer t", accept: "application/json" });
+    } finally {
+      await new Promise((done) => server.close(done));
+    }
   });
 
   test("with the globals installed, form data is still parsed (by Node's class, loaded on demand)", async () => {
