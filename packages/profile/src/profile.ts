@@ -16,10 +16,15 @@ import * as z from "zod/mini";
 import type { ProfileContext } from "./context";
 import { profileOutbox, type StoredAddress, userProfilesTable } from "./profile.sql";
 
-/** Single-line text: no control characters (PostgreSQL text cannot even hold a NUL). */
-const singleLine = z.regex(/^[^\p{Cc}]*$/u, "must not contain control characters");
+/**
+ * Single-line text: no control characters (PostgreSQL text cannot even hold a NUL) and no
+ * unpaired UTF-16 surrogates (JSON allows them; UTF-8, and so PostgreSQL, cannot store them).
+ */
+const singleLine = z.regex(/^[^\p{Cc}\p{Cs}]*$/u, "must be valid Unicode text without control characters");
 /** Multi-line text: tabs and line breaks are fine, other control characters are not. */
-const multiLine = z.regex(/^(?:[^\p{Cc}]|[\t\n\r])*$/u, "must not contain control characters other than tabs and line breaks");
+const multiLine = z.regex(/^(?:[^\p{Cc}\p{Cs}]|[\t\n\r])*$/u, "must be valid Unicode text without control characters other than tabs and line breaks");
+/** An unpaired surrogate, which no UTF-8 text (nor jsonb) can hold. */
+const unpairedSurrogate = /\p{Cs}/u;
 
 export const MAX_BIO_CHARS = 1000;
 export const MAX_PREFERENCES_BYTES = 16 * 1024;
@@ -30,7 +35,7 @@ export const AvatarUrl = z
   .string()
   .check(
     z.maxLength(2048, "must be at most 2048 characters"),
-    z.regex(/^\S+$/, "must not contain spaces"),
+    z.regex(/^[^\s\p{Cc}\p{Cs}]+$/u, "must not contain spaces or control characters"),
     z.url({ protocol: /^https$/, hostname: z.regexes.domain, error: "must be an https URL with a domain name" }),
     z.refine((value) => {
       try {
@@ -82,15 +87,23 @@ export const Address = z
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   value !== null && typeof value === "object" && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
 
+/** Why a string inside preferences cannot be stored in jsonb, or undefined when it can. */
+function textProblem(text: string): string | undefined {
+  if (text.includes("\u0000")) return "must not contain NUL characters";
+  if (unpairedSurrogate.test(text)) return "must be valid Unicode text (no unpaired surrogates)";
+  return undefined;
+}
+
 /** Why a preferences value cannot be stored, or undefined when it can. */
 function preferencesProblem(value: unknown, depth = 1): string | undefined {
   if (depth > MAX_PREFERENCES_DEPTH) return `must not nest deeper than ${MAX_PREFERENCES_DEPTH} levels`;
-  if (typeof value === "string") return value.includes("\u0000") ? "must not contain NUL characters" : undefined;
+  if (typeof value === "string") return textProblem(value);
   if (value === null || typeof value !== "object") return undefined;
   const entries = Array.isArray(value) ? value.map((item) => ["", item] as const) : Object.entries(value);
   for (const [key, item] of entries) {
     if (key === "__proto__") return "must not use the key __proto__";
-    if (key.includes("\u0000")) return "must not contain NUL characters";
+    const keyProblem = textProblem(key);
+    if (keyProblem) return keyProblem;
     const problem = preferencesProblem(item, depth + 1);
     if (problem) return problem;
   }
