@@ -58,9 +58,11 @@ export const paymentsTable = paymentsSchema.table(
     check("payments_not_to_self", sql`${t.senderId} <> ${t.recipientId}`),
     check(
       "payments_schedule_shape",
-      sql`(${t.type} = 'instant' and ${t.scheduledFor} is null and ${t.interval} is null and ${t.seriesId} is null)
-        or (${t.type} = 'scheduled' and ${t.scheduledFor} is not null and ${t.interval} is null and ${t.seriesId} is null)
-        or (${t.type} = 'recurring' and ${t.scheduledFor} is not null and ${t.interval} is not null and ${t.seriesId} is not null and ${t.occurrence} >= 1)`,
+      sql`coalesce(
+        (${t.type} = 'instant' and ${t.scheduledFor} is null and ${t.interval} is null and ${t.seriesId} is null and ${t.occurrence} is null)
+        or (${t.type} = 'scheduled' and ${t.scheduledFor} is not null and ${t.interval} is null and ${t.seriesId} is null and ${t.occurrence} is null)
+        or (${t.type} = 'recurring' and ${t.scheduledFor} is not null and ${t.interval} is not null and ${t.seriesId} is not null and ${t.occurrence} is not null and ${t.occurrence} >= 1),
+        false)`,
     ),
     // Lists: newest first per party, with and without a status filter (keyset on created_at, id).
     index("payments_sender_created_idx").on(t.senderId, t.createdAt, t.id),

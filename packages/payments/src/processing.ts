@@ -248,7 +248,11 @@ export async function runDue(ctx: PaymentsContext): Promise<DueRun> {
   const retried = await reclaimStalled(ctx, db);
   const run: DueRun = { claimed: claimed.length, retried: retried.length, completed: 0, failed: 0, stalled: 0, nextOccurrences: 0 };
   for (const payment of [...claimed, ...retried]) {
-    const outcome = await settle(ctx, db, payment, correlationId);
+    // One payment's failure must not hold up the others: it stays `processing` and is retried after its lease.
+    const outcome = await settle(ctx, db, payment, correlationId).catch((error) => {
+      log("error", "settling a payment failed; it will be retried", { paymentId: payment.id, ...describeError(error) });
+      return "stalled" as const;
+    });
     if (outcome === "completed" || outcome === "failed" || outcome === "stalled") run[outcome]++;
   }
   run.nextOccurrences = await createNextOccurrences(ctx, db, correlationId);

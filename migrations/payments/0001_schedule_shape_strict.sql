@@ -1,0 +1,6 @@
+ALTER TABLE "payments"."payments" DROP CONSTRAINT "payments_schedule_shape";--> statement-breakpoint
+ALTER TABLE "payments"."payments" ADD CONSTRAINT "payments_schedule_shape" CHECK (coalesce(
+        ("payments"."payments"."type" = 'instant' and "payments"."payments"."scheduled_for" is null and "payments"."payments"."recurrence_interval" is null and "payments"."payments"."series_id" is null and "payments"."payments"."occurrence" is null)
+        or ("payments"."payments"."type" = 'scheduled' and "payments"."payments"."scheduled_for" is not null and "payments"."payments"."recurrence_interval" is null and "payments"."payments"."series_id" is null and "payments"."payments"."occurrence" is null)
+        or ("payments"."payments"."type" = 'recurring' and "payments"."payments"."scheduled_for" is not null and "payments"."payments"."recurrence_interval" is not null and "payments"."payments"."series_id" is not null and "payments"."payments"."occurrence" is not null and "payments"."payments"."occurrence" >= 1),
+        false));
