@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import fc from "fast-check";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { idempotencyKeysTable, type paymentsOutbox, paymentsTable, paymentTransactionsTable } from "./payments.sql";
 import { expireIdempotencyKeys } from "./processing";
@@ -179,12 +180,52 @@ describe("POST /payments", () => {
     ["no such day", { recipientEmail: "b@example.com", amount: "1.00", type: "scheduled", scheduledFor: "2099-02-30T00:00:00Z" }, "scheduledFor"],
     ["description too long", { recipientEmail: "b@example.com", amount: "1.00", description: "x".repeat(501) }, "description"],
     ["control characters", { recipientEmail: "b@example.com", amount: "1.00", description: "a\u0000b" }, "description"],
+    ["a surrogate in the email", { recipientEmail: "b\ud800@example.com", amount: "1.00" }, "recipientEmail"],
     ["unknown field", { recipientEmail: "b@example.com", amount: "1.00", senderId: "x" }, ""],
   ])("400 for %s", async (_name, body, path) => {
     const res = await pay(body);
     expect(res.status, JSON.stringify(res.body)).toBe(400);
     expect(res.body.error.code).toBe("validation_failed");
     expect(res.body.error.details.map((d: { path: string }) => d.path)).toContain(path);
+  });
+
+  test("400 for text with an unpaired surrogate (no UTF-8 text or jsonb can hold it)", async () => {
+    for (const description of ["x\ud800y", "\udc00", "end\ud83c"]) {
+      const res = await pay({ recipientEmail: bob.email, amount: "1.00", description });
+      expect(res.status, JSON.stringify(res.body)).toBe(400);
+      expect(res.body.error.details[0].path).toBe("description");
+    }
+  });
+
+  test("emoji and other paired surrogates are fine", async () => {
+    const res = await pay({ recipientEmail: bob.email, amount: "1.00", description: "pizza \ud83c\udf55 night" });
+    expect(res.status).toBe(201);
+    expect(res.body.payment.description).toBe("pizza 🍕 night");
+  });
+
+  test("no body, however odd, makes it fail with a 500", async () => {
+    const anyChar = fc.nat({ max: 0xffff }).map((code) => String.fromCharCode(code));
+    const weird = fc.oneof(fc.string({ unit: anyChar }), fc.anything(), fc.double(), fc.constant(null));
+    const time = fc.date({ noInvalidDate: true, min: new Date(-62_000_000_000_000), max: new Date(300_000_000_000_000) }).map((d) => d.toISOString());
+    const body = fc.record(
+      {
+        recipientEmail: fc.oneof(fc.constant(bob.email), fc.constant(alice.email), fc.emailAddress(), weird),
+        amount: fc.oneof(fc.stringMatching(/^[0-9]{1,10}(\.[0-9]{1,3})?$/), weird),
+        currency: fc.oneof(fc.constantFrom("USD", "EUR", "usd"), weird),
+        type: fc.oneof(fc.constantFrom("instant", "scheduled", "recurring"), weird),
+        description: fc.oneof(fc.string({ unit: anyChar, maxLength: 40 }), weird),
+        scheduledFor: fc.oneof(time, weird),
+        interval: fc.oneof(fc.constantFrom("daily", "weekly", "monthly"), weird),
+      },
+      { requiredKeys: [] },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(body, fc.anything()), async (input) => {
+        const res = await pay(input);
+        expect([201, 400, 404], JSON.stringify(res.body)).toContain(res.status);
+      }),
+      { numRuns: 150 },
+    );
   });
 
   test("400 for a time in the past", async () => {

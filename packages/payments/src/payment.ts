@@ -33,8 +33,16 @@ import {
 } from "./payments.sql";
 import { appendTransaction, type PaymentInfo, type PaymentRow, paymentEvent, relay, source, toPaymentInfo, transition } from "./state";
 
+/** An unpaired UTF-16 surrogate: JSON can carry one, but neither UTF-8 text nor jsonb can hold it. */
+const unpairedSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 const Text = (max: number) =>
-  z.string().check(z.trim(), z.maxLength(max, `must be at most ${max} characters`), z.regex(/^[^\p{Cc}]*$/u, "must not contain control characters"));
+  z.string().check(
+    z.trim(),
+    z.maxLength(max, `must be at most ${max} characters`),
+    z.regex(/^[^\p{Cc}]*$/u, "must not contain control characters"),
+    z.refine((text) => !unpairedSurrogate.test(text), "must be valid Unicode text (no unpaired surrogates)"),
+  );
 
 export const CreatePaymentInput = z.strictObject({
   recipientEmail: Email,
