@@ -82,6 +82,6 @@ export async function requireAccess(c: Context<AppEnv>, access: Access): Promise
 
 /** The signed-in user of a route whose access is "user" or a role list. */
 export function userOf(principal: Principal | undefined): Extract<Principal, { kind: "user" }> {
-  if (!principal || principal.kind !== "user") throw new AppError("forbidden", "This route is for signed-in users.");
+  if (principal?.kind !== "user") throw new AppError("forbidden", "This route is for signed-in users.");
   return principal;
 }
