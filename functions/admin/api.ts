@@ -1,4 +1,8 @@
 import { adminApp } from "@enclave/admin/lambda";
-import { handle } from "hono/aws-lambda";
+import { handle, installFetchGlobals } from "@enclave/core/lambda-http";
+
+// Hono builds responses with the global Response/Headers: the light ones keep Node's fetch
+// implementation off the cold start.
+installFetchGlobals();
 
 export const handler = handle(adminApp);

@@ -4,10 +4,12 @@ import type { JWK } from "jose";
 import type { AuthConfig } from "./config";
 import { authManifest } from "./manifest";
 import { DEFAULT_SCRYPT_LOG_N } from "./password";
-import { importSigningKey, type SigningKey, type TokenSettings } from "./tokens";
+import { importSigningKey, publicJwkOf, type SigningKey, type TokenSettings } from "./tokens";
 
 export interface AuthContext extends ServiceContext {
   signingKey(): Promise<SigningKey>;
+  /** What GET /auth/.well-known/jwks.json publishes; needs no private-key import. */
+  publicJwk: JWK;
   tokens: TokenSettings;
   refreshTtlSeconds: number;
   /** log2 of scrypt's N; 17 in every deployed stage (tests lower it to stay fast). */
@@ -25,7 +27,7 @@ export function authContextFromConfig(config: AuthConfig, overrides: Partial<Aut
     key ??= importSigningKey(signingJwk);
     return key;
   };
-  const { d: _private, ...publicJwk } = signingJwk;
+  const publicJwk = publicJwkOf(signingJwk);
   // Other services (payments looking up a recipient) call with service tokens addressed to "auth".
   const serviceTokens = config.SERVICE_PUBLIC_JWKS
     ? createServiceTokenVerifier({ audience: authManifest.name, jwks: JSON.parse(config.SERVICE_PUBLIC_JWKS) })
@@ -35,7 +37,7 @@ export function authContextFromConfig(config: AuthConfig, overrides: Partial<Aut
     verifier: createTokenVerifier({
       issuer: config.JWT_ISSUER,
       audience: config.JWT_AUDIENCE,
-      jwks: { keys: [{ ...publicJwk, alg: "ES256" }] },
+      jwks: { keys: [publicJwk] },
       ...(serviceTokens ? { serviceTokens } : {}),
     }),
     ...overrides,
@@ -43,6 +45,7 @@ export function authContextFromConfig(config: AuthConfig, overrides: Partial<Aut
   return {
     ...base,
     signingKey,
+    publicJwk,
     tokens: { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, accessTtlSeconds: config.AUTH_ACCESS_TTL_SECONDS },
     refreshTtlSeconds: config.AUTH_REFRESH_TTL_DAYS * 86_400,
     passwordCost: DEFAULT_SCRYPT_LOG_N,

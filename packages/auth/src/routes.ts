@@ -124,7 +124,7 @@ export function createAuthApp(ctx: AuthContext) {
       },
       async (c) => {
         c.header("cache-control", "public, max-age=300");
-        return c.json({ keys: [(await ctx.signingKey()).publicJwk] });
+        return c.json({ keys: [ctx.publicJwk] });
       },
     );
   return app;

@@ -25,6 +25,7 @@ export async function createAuthHarness(overrides: Partial<AuthContext> = {}): P
     bus,
     verifier: createTokenVerifier({ issuer: tokens.issuer, audience: tokens.audience, jwks: { keys: [key.publicJwk] } }),
     signingKey: async () => key,
+    publicJwk: key.publicJwk,
     tokens,
     refreshTtlSeconds: 30 * 86_400,
     // Low scrypt cost keeps tests fast; deployed stages always use 17.

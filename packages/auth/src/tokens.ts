@@ -8,13 +8,22 @@ export interface SigningKey {
   publicJwk: JWK;
 }
 
+function assertSigningJwk(jwk: JWK): void {
+  if (jwk.kty !== "EC" || jwk.crv !== "P-256" || !jwk.d) throw new Error("AUTH_SIGNING_KEY must be a P-256 private JWK (ES256)");
+}
+
+/** The public half of the signing key, as published in the JWKS (no private parts). */
+export function publicJwkOf(jwk: JWK): JWK {
+  assertSigningJwk(jwk);
+  const kid = jwk.kid ?? createHash("sha256").update(`${jwk.x}.${jwk.y}`).digest("base64url").slice(0, 16);
+  return { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y, kid, alg: ACCESS_TOKEN_ALG, use: "sig" };
+}
+
 /** Imports the ES256 private key (a JWK with `kid`) from configuration. */
 export async function importSigningKey(jwk: JWK): Promise<SigningKey> {
-  if (jwk.kty !== "EC" || jwk.crv !== "P-256" || !jwk.d) throw new Error("AUTH_SIGNING_KEY must be a P-256 private JWK (ES256)");
-  const kid = jwk.kid ?? createHash("sha256").update(`${jwk.x}.${jwk.y}`).digest("base64url").slice(0, 16);
+  const publicJwk = publicJwkOf(jwk);
   const privateKey = await importJWK({ ...jwk, alg: ACCESS_TOKEN_ALG }, ACCESS_TOKEN_ALG);
-  const { d: _private, ...publicJwk } = jwk;
-  return { kid, privateKey, publicJwk: { ...publicJwk, kid, alg: ACCESS_TOKEN_ALG, use: "sig" } };
+  return { kid: publicJwk.kid as string, privateKey, publicJwk };
 }
 
 /** A new ES256 key as a private JWK (what `AUTH_SIGNING_KEY` holds; local dev keeps one on disk). */

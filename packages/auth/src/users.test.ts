@@ -23,6 +23,7 @@ beforeAll(async () => {
   const users = createTokenVerifier({ issuer: ISSUER, audience: AUDIENCE, jwks: { keys: [key.publicJwk] } });
   h = await createAuthHarness({
     signingKey: async () => key,
+    publicJwk: key.publicJwk,
     verifier: {
       verify: async (token): Promise<Principal> => (token === SERVICE_TOKEN ? { kind: "service", service: "payments" } : users.verify(token)),
     },
