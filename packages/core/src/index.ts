@@ -16,6 +16,7 @@ export * from "./http/app";
 export * from "./http/auth";
 export * from "./http/errors";
 export * from "./http/route";
+export * from "./http/service-token";
 export * from "./http/types";
 export * from "./ids";
 export * from "./log";

@@ -4,6 +4,7 @@ import { generateSigningJwk } from "@enclave/auth";
 import {
   type AppEnv,
   AppError,
+  createServiceTokenVerifier,
   createTokenVerifier,
   type Database,
   describeError,
@@ -95,11 +96,14 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   }
 
   const bus = new LocalBus({ dir: join(stageDir, "bus"), maxAttempts: config.BUS_MAX_ATTEMPTS, baseDelayMs: config.BUS_RETRY_BASE_MS });
-  const verifier = createTokenVerifier({
-    issuer: env.JWT_ISSUER ?? "enclave-auth",
-    audience: env.JWT_AUDIENCE ?? "enclave",
-    jwks: JSON.parse(env.AUTH_PUBLIC_JWKS),
-  });
+  // Each service verifies users' access tokens and, addressed to it by name, other services' tokens.
+  const verifierFor = (service: string) =>
+    createTokenVerifier({
+      issuer: env.JWT_ISSUER ?? "enclave-auth",
+      audience: env.JWT_AUDIENCE ?? "enclave",
+      jwks: JSON.parse(env.AUTH_PUBLIC_JWKS as string),
+      serviceTokens: createServiceTokenVerifier({ audience: service, jwks: JSON.parse(env.SERVICE_PUBLIC_JWKS as string) }),
+    });
   const app = new Hono<AppEnv>();
   app.use(requestContext("*"));
   const fetchLocal = async (request: Request) => app.fetch(request);
@@ -108,7 +112,7 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   for (const service of services) {
     const name = service.module.manifest.name;
     const database = databases.get(name) as Database;
-    const base: ServiceContext = { app: env.APP_NAME ?? "enclave", stage: config.STAGE, database: async () => database, bus, verifier };
+    const base: ServiceContext = { app: env.APP_NAME ?? "enclave", stage: config.STAGE, database: async () => database, bus, verifier: verifierFor(name) };
     const local: LocalContextBase = { base, stageDir, env, signingJwk, serviceSigningJwk, fetch: fetchLocal };
     const context = await service.context(local);
     contexts.set(name, context);
