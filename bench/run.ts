@@ -8,6 +8,7 @@
  *     busy machine disturbs much less than wall time.
  *   - DB round trips per auth route (counted by the driver logger).
  *   - Warm read throughput of GET /auth/me vs the same SQL run directly on the driver.
+ *   - Local event latency, commit → effect (user.registered → profile row), bench/event-latency.ts.
  *
  * Set TEST_DATABASE_URL to measure reads against a PostgreSQL server instead of PGlite.
  */
@@ -16,6 +17,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { configureLog } from "../packages/core/src/log";
 import { measureAuth } from "./auth-routes";
+import { measureEventLatency } from "./event-latency";
 import { buildLambda, root } from "./lambda-build";
 
 const runs = Number(process.env.BENCH_RUNS ?? 21);
@@ -24,7 +26,7 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 
 function apiGatewayEvent(method: string, path: string): unknown {
-  const template = readFileSync(join(root, "..", "shared", "fixtures", "apigw-v2-http-api.template.json"), "utf8");
+  const template = readFileSync(join(root, "fixtures", "apigw-v2-http-api.template.json"), "utf8");
   const event = JSON.parse(template.replace(/\{\{\{[a-z]+\}\}\}/g, "PLACEHOLDER"));
   event.rawPath = path;
   event.routeKey = `ANY ${path.split("/").slice(0, 2).join("/")}/{proxy+}`;
@@ -129,8 +131,9 @@ async function main() {
   };
   const auth = await coldStart("auth", "/auth/.well-known/jwks.json", lambdaEnv);
   const routes = await measureAuth();
+  const events = await measureEventLatency({ events: Number(process.env.BENCH_EVENTS ?? 200), burst: 0 });
 
-  const results = { node: process.version, runs, lambda: { auth }, roundTrips: routes.roundTrips, warmRead: routes.warmRead };
+  const results = { node: process.version, runs, lambda: { auth }, roundTrips: routes.roundTrips, warmRead: routes.warmRead, eventLatency: events.sequential };
   writeFileSync(join(outRoot, "results.json"), JSON.stringify(results, null, 2));
 
   const line = (label: string, value: string, target = "") => process.stdout.write(`${label.padEnd(52)} ${value.padStart(14)}  ${target}\n`);
@@ -149,6 +152,8 @@ async function main() {
   line(`warm GET /auth/me (${routes.warmRead.driver})`, `${routes.warmRead.routePerSecond.toFixed(0)} req/s`);
   line("same SQL directly on the driver", `${routes.warmRead.driverPerSecond.toFixed(0)} q/s`);
   line("  ratio", `${(routes.warmRead.ratio * 100).toFixed(0)}%`, "target ≥ 50%");
+  line(`local event commit → effect, median (n=${events.sequential.n}, ${events.driver})`, `${events.sequential.medianMs.toFixed(2)} ms`);
+  line("local event commit → effect, p99", `${events.sequential.p99Ms.toFixed(2)} ms`);
   process.stdout.write(`\nwritten to .bench/results.json\n`);
 }
 

@@ -89,40 +89,18 @@ function typecheck(tsconfig: string, label: string) {
   step(`typecheck ${label}: ${checked} files, 0 errors` + (platform.length > 0 ? ` (${platform.length} diagnostics inside .sst/platform ignored)` : ""));
 }
 
-/** A minimal API Gateway HTTP API (payload 2.0) event; the shared SAM fixture when present. */
+/** An API Gateway HTTP API (payload 2.0) event, from the SAM sample in fixtures/. */
 function apiGatewayEvent(method: string, path: string): unknown {
-  const fixture = resolve(root, "../shared/fixtures/apigw-v2-http-api.template.json");
-  if (existsSync(fixture)) {
-    const event = JSON.parse(
-      readFileSync(fixture, "utf8")
-        .replaceAll("{{{path}}}", path.replace(/^\//, ""))
-        .replaceAll("{{{method}}}", method)
-        .replaceAll("{{{stage}}}", "$default")
-        .replaceAll("{{{account_id}}}", "123456789012")
-        .replaceAll("{{{dns_suffix}}}", "amazonaws.com")
-        .replaceAll("{{{body}}}", ""),
-    );
-    return { ...event, body: undefined, isBase64Encoded: false };
-  }
-  return {
-    version: "2.0",
-    routeKey: "$default",
-    rawPath: path,
-    rawQueryString: "",
-    headers: { accept: "application/json", host: "api.example.com", "x-forwarded-for": "203.0.113.7" },
-    requestContext: {
-      accountId: "123456789012",
-      apiId: "api",
-      domainName: "api.example.com",
-      http: { method, path, protocol: "HTTP/1.1", sourceIp: "203.0.113.7", userAgent: "infra-check" },
-      requestId: "infra-check",
-      routeKey: "$default",
-      stage: "$default",
-      time: "21/Nov/2026:00:00:00 +0000",
-      timeEpoch: 1_795_000_000_000,
-    },
-    isBase64Encoded: false,
-  };
+  const event = JSON.parse(
+    readFileSync(resolve(root, "fixtures/apigw-v2-http-api.template.json"), "utf8")
+      .replaceAll("{{{path}}}", path.replace(/^\//, ""))
+      .replaceAll("{{{method}}}", method)
+      .replaceAll("{{{stage}}}", "$default")
+      .replaceAll("{{{account_id}}}", "123456789012")
+      .replaceAll("{{{dns_suffix}}}", "amazonaws.com")
+      .replaceAll("{{{body}}}", ""),
+  );
+  return { ...event, body: undefined, isBase64Encoded: false };
 }
 
 /** The environment the deployment gives a service, with throwaway keys and a Neon-shaped URL nothing connects to. */

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from "vit
  * EventBridge event (hyphenated `detail-type`, `detail` an object) for the audit subscriber, an
  * API Gateway HTTP API (payload 2.0) event for the API, both from the recorded samples.
  */
-const fixtures = join(import.meta.dirname, "../../../shared/fixtures");
+const fixtures = join(import.meta.dirname, "../../fixtures");
 const eventBridgeSample = async () => JSON.parse(await readFile(join(fixtures, "eventbridge-event.sample.json"), "utf8"));
 const apiGatewayTemplate = async () => readFile(join(fixtures, "apigw-v2-http-api.template.json"), "utf8");
 

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 type LambdaResult = { statusCode: number; headers: Record<string, string>; body: string; isBase64Encoded: boolean };
 type Handler = (event: unknown, context: unknown) => Promise<LambdaResult>;
 
-const template = await readFile(resolve(import.meta.dirname, "../../../shared/fixtures/apigw-v2-http-api.template.json"), "utf8");
+const template = await readFile(resolve(import.meta.dirname, "../../fixtures/apigw-v2-http-api.template.json"), "utf8");
 
 /** The SAM sample event with its placeholders filled in. */
 function apiGatewayEvent(options: { method: string; path: string; body?: string; base64?: boolean; headers?: Record<string, string>; query?: string }) {

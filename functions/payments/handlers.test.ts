@@ -21,7 +21,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest"
  * the crons, events sent with PutEvents to a local endpoint that records them, and auth's user
  * lookup served over real HTTP by a stand-in that checks the service token like auth does.
  */
-const fixtures = join(import.meta.dirname, "../../../shared/fixtures");
+const fixtures = join(import.meta.dirname, "../../fixtures");
 const sample = JSON.parse(await readFile(join(fixtures, "eventbridge-event.sample.json"), "utf8")) as Record<string, unknown>;
 const apiGatewayTemplate = await readFile(join(fixtures, "apigw-v2-http-api.template.json"), "utf8");
 

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest"
  * filled with a real user.registered envelope, the API Gateway HTTP API sample for the API, and
  * profile.created sent with PutEvents to a local endpoint that records it.
  */
-const fixtures = join(import.meta.dirname, "../../../shared/fixtures");
+const fixtures = join(import.meta.dirname, "../../fixtures");
 const sample = JSON.parse(await readFile(join(fixtures, "eventbridge-event.sample.json"), "utf8")) as Record<string, unknown>;
 const apiGatewayTemplate = await readFile(join(fixtures, "apigw-v2-http-api.template.json"), "utf8");
 

@@ -17,7 +17,7 @@ const native = { Headers: globalThis.Headers, Response: globalThis.Response };
 const useNativeGlobals = () => Object.assign(globalThis, native);
 afterEach(useNativeGlobals);
 
-const template = readFileSync(resolve(import.meta.dirname, "../../../../shared/fixtures/apigw-v2-http-api.template.json"), "utf8");
+const template = readFileSync(resolve(import.meta.dirname, "../../../fixtures/apigw-v2-http-api.template.json"), "utf8");
 
 /**
  * The SAM sample event (comma-joined Header2, cookies, repeated query parameters, base64 body)
