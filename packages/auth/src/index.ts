@@ -4,13 +4,17 @@ import type { AuthContext } from "./context";
 import { authManifest } from "./manifest";
 import { createAuthApp } from "./routes";
 import { seedDevelopment } from "./seed";
+import { pruneLoginAttempts } from "./user";
 
 export const authService: ServiceModule<AuthContext> = {
   manifest: authManifest,
   outbox: authOutbox,
   createApp: createAuthApp,
   consumers: {},
-  crons: { "outbox-sweeper": outboxSweeper(authOutbox) },
+  crons: {
+    "outbox-sweeper": outboxSweeper(authOutbox),
+    "prune-login-attempts": (ctx) => () => pruneLoginAttempts(ctx),
+  },
   seeds: { development: (ctx, options) => seedDevelopment(ctx, options.adminPassword) },
 };
 

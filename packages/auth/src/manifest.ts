@@ -5,5 +5,8 @@ export const authManifest = defineManifest({
   prefix: "/auth",
   publishes: ["user.registered", "user.role_changed"],
   subscriptions: [],
-  crons: [{ name: "outbox-sweeper", description: "Publishes outbox rows a crashed request left behind", schedule: "rate(1 minute)" }],
+  crons: [
+    { name: "outbox-sweeper", description: "Publishes outbox rows a crashed request left behind", schedule: "rate(1 minute)" },
+    { name: "prune-login-attempts", description: "Deletes failed-sign-in counters whose window and lock have passed", schedule: "rate(1 hour)" },
+  ],
 });

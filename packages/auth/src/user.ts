@@ -147,6 +147,22 @@ async function recordFailedLogin(ctx: AuthContext, key: string) {
 }
 
 /**
+ * Deletes failed-sign-in counters that no longer matter (window over, no lock in force). Every
+ * email ever tried gets a row, known or not, so without this the table only grows.
+ */
+export async function pruneLoginAttempts(ctx: AuthContext): Promise<{ deleted: number }> {
+  const db = (await ctx.database()).db;
+  const deleted = await db
+    .delete(loginAttemptsTable)
+    .where(
+      sql`${loginAttemptsTable.windowStartedAt} < now() - ${`${ctx.throttle.windowSeconds} seconds`}::interval
+        and (${loginAttemptsTable.lockedUntil} is null or ${loginAttemptsTable.lockedUntil} < now())`,
+    )
+    .returning({ key: loginAttemptsTable.accountKey });
+  return { deleted: deleted.length };
+}
+
+/**
  * Rotates a refresh token in one statement. A token that was already used means it leaked (or
  * a client raced itself): its whole family is revoked and the caller must sign in again.
  */

@@ -57,7 +57,8 @@ export async function sweepOutbox(
       .select()
       .from(target.outbox)
       .where(and(isNull(target.outbox.publishedAt), lt(target.outbox.createdAt, sql`now() - ${`${graceMs} milliseconds`}::interval`)))
-      .orderBy(asc(target.outbox.createdAt))
+      // Rows the bus keeps refusing go last, so they never crowd fresh events out of a batch.
+      .orderBy(asc(target.outbox.attempts), asc(target.outbox.createdAt))
       .limit(batchSize)
       .for("update", { skipLocked: true });
     if (rows.length === 0) return { published: 0, failed: 0 };

@@ -64,7 +64,12 @@ export function createServiceApp(options: ServiceAppOptions): { app: Hono<AppEnv
   let openapi: Promise<unknown> | undefined;
   app.get("/openapi.json", async (c) => {
     // Built on first request: the JSON Schema generator is not needed to serve traffic.
-    openapi ??= import("./openapi").then((m) => m.buildOpenApi(options, routes.specs));
+    openapi ??= import("./openapi")
+      .then((m) => m.buildOpenApi(options, routes.specs))
+      .catch((error) => {
+        openapi = undefined; // a failed build is retried by the next request, not cached
+        throw error;
+      });
     return c.json(await openapi);
   });
 
