@@ -187,3 +187,19 @@ describe("exactly once per event id", () => {
     expect(all.map((r) => r.id).sort()).toEqual(events.map((e) => e.id).sort());
   });
 });
+
+describe("the audit log is append-only", () => {
+  test("rows can be added but never changed or deleted", async () => {
+    const event = createEvent("config.changed", { key: "feature.y" }, { correlationId: "corr-2", actor: admin });
+    await deliver(event);
+    const db = h.database.db;
+    await expect(db.update(auditLogsTable).set({ action: "tampered" })).rejects.toMatchObject({
+      cause: { message: expect.stringMatching(/append-only \(UPDATE refused\)/) },
+    });
+    await expect(db.delete(auditLogsTable)).rejects.toMatchObject({ cause: { message: expect.stringMatching(/append-only \(DELETE refused\)/) } });
+    expect((await rows()).map((r) => [r.id, r.action])).toEqual([[event.id, "config.changed"]]);
+    // A redelivery is still a no-op, not a refused update.
+    await deliver(event);
+    expect(await rows()).toHaveLength(1);
+  });
+});
