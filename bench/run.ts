@@ -13,8 +13,9 @@
  * Set TEST_DATABASE_URL to measure reads against a PostgreSQL server instead of PGlite.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { apiGatewayEvent } from "@enclave/core/testing/aws-events";
 import { configureLog } from "../packages/core/src/log";
 import { measureAuth } from "./auth-routes";
 import { measureEventLatency } from "./event-latency";
@@ -24,21 +25,6 @@ const runs = Number(process.env.BENCH_RUNS ?? 21);
 const outRoot = join(root, ".bench");
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
-
-function apiGatewayEvent(method: string, path: string): unknown {
-  const template = readFileSync(join(root, "fixtures", "apigw-v2-http-api.template.json"), "utf8");
-  const event = JSON.parse(template.replace(/\{\{\{[a-z]+\}\}\}/g, "PLACEHOLDER"));
-  event.rawPath = path;
-  event.routeKey = `ANY ${path.split("/").slice(0, 2).join("/")}/{proxy+}`;
-  event.requestContext.http.method = method;
-  event.requestContext.http.path = path;
-  event.requestContext.stage = "$default";
-  event.rawQueryString = "";
-  delete event.queryStringParameters;
-  event.body = "";
-  event.isBase64Encoded = false;
-  return event;
-}
 
 /** Runs node with `args`; returns the wall time and what the process wrote to stderr. */
 function runProcess(args: string[], env: NodeJS.ProcessEnv): { ms: number; stderr: string } {
@@ -61,7 +47,7 @@ async function coldStart(service: string, path: string, env: NodeJS.ProcessEnv) 
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
   const bundle = await buildLambda(`functions/${service}/api.ts`, outdir);
-  writeFileSync(join(outdir, "event.json"), JSON.stringify(apiGatewayEvent("GET", path)));
+  writeFileSync(join(outdir, "event.json"), JSON.stringify(apiGatewayEvent({ method: "GET", path, query: "" })));
   const firstResponse = (after: string) => `import { readFileSync, writeSync } from "node:fs";
 const event = JSON.parse(readFileSync(new URL("./event.json", import.meta.url), "utf8"));
 const { handler } = await import("./index.mjs");

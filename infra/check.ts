@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
+import { apiGatewayEvent } from "@enclave/core/testing/aws-events";
 import { build } from "esbuild";
 import ts from "typescript";
 import { generatePrivateJwk } from "./keygen";
@@ -89,20 +90,6 @@ function typecheck(tsconfig: string, label: string) {
   step(`typecheck ${label}: ${checked} files, 0 errors` + (platform.length > 0 ? ` (${platform.length} diagnostics inside .sst/platform ignored)` : ""));
 }
 
-/** An API Gateway HTTP API (payload 2.0) event, from the SAM sample in fixtures/. */
-function apiGatewayEvent(method: string, path: string): unknown {
-  const event = JSON.parse(
-    readFileSync(resolve(root, "fixtures/apigw-v2-http-api.template.json"), "utf8")
-      .replaceAll("{{{path}}}", path.replace(/^\//, ""))
-      .replaceAll("{{{method}}}", method)
-      .replaceAll("{{{stage}}}", "$default")
-      .replaceAll("{{{account_id}}}", "123456789012")
-      .replaceAll("{{{dns_suffix}}}", "amazonaws.com")
-      .replaceAll("{{{body}}}", ""),
-  );
-  return { ...event, body: undefined, isBase64Encoded: false };
-}
-
 /** The environment the deployment gives a service, with throwaway keys and a Neon-shaped URL nothing connects to. */
 function environmentFor(deployment: ServiceDeployment): Record<string, string> {
   const authKey = JSON.stringify(generatePrivateJwk());
@@ -174,7 +161,7 @@ async function bundles() {
       const prefix = deployment?.manifest.prefix ?? "";
       const requests = fn.kind === "api" ? [`${prefix}/openapi.json`, `${prefix}/no-such-route`] : [undefined];
       for (const path of requests) {
-        const request = path ? JSON.stringify({ method: "GET", path, event: apiGatewayEvent("GET", path) }) : "";
+        const request = path ? JSON.stringify({ method: "GET", path, event: apiGatewayEvent({ method: "GET", path }) }) : "";
         const result = spawnSync(node, [probeFile, main, fn.kind, request], { cwd: outdir, env, encoding: "utf8" });
         if (result.status !== 0) fail(`${fn.resource}: the bundle does not load or answer (${relative(root, fn.entry)})\n${result.stderr}`);
         if (path) {

@@ -1,12 +1,9 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
 import { auditLogsTable, systemConfigTable } from "@enclave/admin/admin.sql";
 import { generateSigningJwk, importSigningKey, signAccessToken } from "@enclave/auth/tokens";
-import { createEvent, type Database, openDatabase, uuidv7 } from "@enclave/core";
-import { migrate } from "@enclave/core/db/migrate";
-import { createTestDatabase, migrationsDir, type TestDatabase, testServerUrl } from "@enclave/core/testing";
+import { createEvent, type Database, uuidv7 } from "@enclave/core";
+import { apiGatewayEvent, eventBridgeEvent, eventBridgeSample } from "@enclave/core/testing/aws-events";
+import { type FunctionDatabase, functionDatabase } from "@enclave/core/testing/lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from "vitest";
 
@@ -15,13 +12,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from "vit
  * EventBridge event (hyphenated `detail-type`, `detail` an object) for the audit subscriber, an
  * API Gateway HTTP API (payload 2.0) event for the API, both from the recorded samples.
  */
-const fixtures = join(import.meta.dirname, "../../fixtures");
-const eventBridgeSample = async () => JSON.parse(await readFile(join(fixtures, "eventbridge-event.sample.json"), "utf8"));
-const apiGatewayTemplate = async () => readFile(join(fixtures, "apigw-v2-http-api.template.json"), "utf8");
-
 const eventBridge = mockClient(EventBridgeClient);
-let server: TestDatabase | undefined;
-let dir: string | undefined;
+let functionDb: FunctionDatabase | undefined;
 let database: Database;
 let auditHandler: (event: unknown) => Promise<void>;
 let apiHandler: (event: unknown, context: unknown) => Promise<{ statusCode: number; body: string; headers?: Record<string, string> }>;
@@ -31,22 +23,12 @@ const adminId = "0190a0b0-0000-7000-8000-0000000000ad";
 
 beforeAll(async () => {
   // A database the function opens itself from ADMIN_DATABASE_URL, as in the cloud.
-  let url: string;
-  if (testServerUrl) {
-    server = await createTestDatabase(["admin"]);
-    url = server.url;
-  } else {
-    dir = await mkdtemp(join(tmpdir(), "enclave-admin-lambda-"));
-    url = `pglite://${dir}`;
-    const setup = await openDatabase(url);
-    await migrate(setup.db, "admin", migrationsDir("admin"));
-    await setup.close();
-  }
+  functionDb = await functionDatabase("admin");
   const key = await importSigningKey(await generateSigningJwk());
   const tokens = { issuer: "enclave-auth", audience: "enclave", accessTtlSeconds: 900 };
   adminToken = await signAccessToken(key, tokens, { id: adminId, role: "ADMIN" });
   customerToken = await signAccessToken(key, tokens, { id: uuidv7(), role: "CUSTOMER" });
-  vi.stubEnv("ADMIN_DATABASE_URL", url);
+  vi.stubEnv("ADMIN_DATABASE_URL", functionDb.url);
   vi.stubEnv("AUTH_PUBLIC_JWKS", JSON.stringify({ keys: [key.publicJwk] }));
   vi.stubEnv("EVENT_BUS_NAME", "enclave-test");
   vi.stubEnv("AWS_REGION", "us-east-1");
@@ -58,8 +40,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await database?.close();
-  await server?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await functionDb?.dispose();
   vi.unstubAllEnvs();
   eventBridge.restore();
 });
@@ -72,8 +53,7 @@ beforeEach(() => {
 describe("functions/admin/audit.ts (EventBridge target)", () => {
   test("records the envelope in `detail` once, however often EventBridge delivers it", async () => {
     const envelope = createEvent("user.role_changed", { userId: uuidv7(), from: "CUSTOMER", to: "ADMIN" }, { correlationId: "req-9", actor: adminId });
-    const event = { ...(await eventBridgeSample()), source: "enclave.auth", "detail-type": envelope.type, detail: envelope };
-    delete event["replay-name"];
+    const event = eventBridgeEvent(envelope, { source: "enclave.auth", detailType: envelope.type });
     await auditHandler(event);
     await auditHandler({ ...event, id: uuidv7() }); // a redelivery is a new EventBridge event with the same detail
     await Promise.all([auditHandler(event), auditHandler(event)]);
@@ -85,14 +65,14 @@ describe("functions/admin/audit.ts (EventBridge target)", () => {
 
   test("a replayed event (replay-name present) is still recorded once", async () => {
     const envelope = createEvent("config.changed", { key: "x.y" }, { correlationId: "c", actor: adminId });
-    const event = { ...(await eventBridgeSample()), source: "enclave.admin", "detail-type": envelope.type, detail: envelope };
+    const event = eventBridgeEvent(envelope, { source: "enclave.admin", detailType: envelope.type, replay: true });
     await auditHandler(event);
     await auditHandler(event);
     expect((await database.db.select().from(auditLogsTable)).filter((r) => r.id === envelope.id)).toHaveLength(1);
   });
 
   test("throws on a detail that is not an envelope, so the target retries and dead-letters it", async () => {
-    const sample = await eventBridgeSample(); // an EC2 state-change notification: not ours
+    const sample = eventBridgeSample(); // an EC2 state-change notification: not ours
     const before = (await database.db.select().from(auditLogsTable)).length;
     await expect(auditHandler(sample)).rejects.toThrow(/not an event envelope/);
     expect(await database.db.select().from(auditLogsTable)).toHaveLength(before);
@@ -100,27 +80,15 @@ describe("functions/admin/audit.ts (EventBridge target)", () => {
 });
 
 /** The API Gateway sample with its placeholders filled. */
-async function apiEvent(method: string, path: string, query: string, body: unknown, headers: Record<string, string>) {
-  const filled = (await apiGatewayTemplate())
-    .replaceAll("{{{path}}}", path.slice(1))
-    .replaceAll("{{{method}}}", method)
-    .replaceAll("{{{stage}}}", "$default")
-    .replaceAll("{{{account_id}}}", "123456789012")
-    .replaceAll("{{{dns_suffix}}}", "amazonaws.com");
-  const event = JSON.parse(filled);
-  event.rawQueryString = query;
-  event.queryStringParameters = Object.fromEntries(new URLSearchParams(query));
-  event.headers = { ...event.headers, ...headers };
-  event.body = body === undefined ? "" : Buffer.from(JSON.stringify(body)).toString("base64");
-  event.isBase64Encoded = body !== undefined;
-  return event;
+function apiEvent(method: string, path: string, query: string, body: unknown, headers: Record<string, string>) {
+  return apiGatewayEvent({ method, path, query, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
 }
 
 const lambdaContext = { awsRequestId: "aws-req-1", functionName: "admin-api", getRemainingTimeInMillis: () => 10_000 };
 
 describe("functions/admin/api.ts (API Gateway HTTP API)", () => {
   test("PUT config: audited with API Gateway's source ip and the user agent, published to EventBridge", async () => {
-    const event = await apiEvent(
+    const event = apiEvent(
       "PUT",
       "/admin/config/feature.lambda",
       "",
@@ -146,7 +114,7 @@ describe("functions/admin/api.ts (API Gateway HTTP API)", () => {
 
   test("GET audit-logs with query parameters", async () => {
     const res = await apiHandler(
-      await apiEvent("GET", "/admin/audit-logs", "action=config.changed&limit=1", undefined, { authorization: `Bearer ${adminToken}` }),
+      apiEvent("GET", "/admin/audit-logs", "action=config.changed&limit=1", undefined, { authorization: `Bearer ${adminToken}` }),
       lambdaContext,
     );
     expect(res.statusCode, res.body).toBe(200);
@@ -156,12 +124,12 @@ describe("functions/admin/api.ts (API Gateway HTTP API)", () => {
   });
 
   test("403 for a customer, 401 without a token, 400 for a bad filter", async () => {
-    const forbidden = await apiHandler(await apiEvent("GET", "/admin/config", "", undefined, { authorization: `Bearer ${customerToken}` }), lambdaContext);
+    const forbidden = await apiHandler(apiEvent("GET", "/admin/config", "", undefined, { authorization: `Bearer ${customerToken}` }), lambdaContext);
     expect(forbidden.statusCode).toBe(403);
-    const anonymous = await apiHandler(await apiEvent("DELETE", "/admin/config/feature.lambda", "", undefined, {}), lambdaContext);
+    const anonymous = await apiHandler(apiEvent("DELETE", "/admin/config/feature.lambda", "", undefined, {}), lambdaContext);
     expect(anonymous.statusCode).toBe(401);
     const bad = await apiHandler(
-      await apiEvent("GET", "/admin/audit-logs", "from=2026-02-30T00:00:00Z", undefined, { authorization: `Bearer ${adminToken}` }),
+      apiEvent("GET", "/admin/audit-logs", "from=2026-02-30T00:00:00Z", undefined, { authorization: `Bearer ${adminToken}` }),
       lambdaContext,
     );
     expect(bad.statusCode).toBe(400);

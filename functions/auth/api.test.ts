@@ -1,12 +1,7 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
 import { generateSigningJwk } from "@enclave/auth";
-import { configureLog, openDatabase, rowsOf } from "@enclave/core";
-import { migrate } from "@enclave/core/db/migrate";
-import { createTestDatabase, migrationsDir, type TestDatabase, testServerUrl } from "@enclave/core/testing";
+import { configureLog, rowsOf } from "@enclave/core";
+import { type ApiGatewayEventOptions, apiGatewayEvent } from "@enclave/core/testing/aws-events";
+import { type FunctionDatabase, functionDatabase, jsonOf, overrideEnv, putEventsEndpoint } from "@enclave/core/testing/lambda";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 
@@ -19,83 +14,28 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 type LambdaResult = { statusCode: number; headers: Record<string, string>; body: string; isBase64Encoded: boolean };
 type Handler = (event: unknown, context: unknown) => Promise<LambdaResult>;
 
-const template = await readFile(resolve(import.meta.dirname, "../../fixtures/apigw-v2-http-api.template.json"), "utf8");
-
-/** The SAM sample event with its placeholders filled in. */
-function apiGatewayEvent(options: { method: string; path: string; body?: string; base64?: boolean; headers?: Record<string, string>; query?: string }) {
-  const event = JSON.parse(
-    template
-      .replaceAll("{{{path}}}", options.path.replace(/^\//, ""))
-      .replaceAll("{{{method}}}", options.method)
-      .replaceAll("{{{stage}}}", "$default")
-      .replaceAll("{{{account_id}}}", "123456789012")
-      .replaceAll("{{{dns_suffix}}}", "amazonaws.com")
-      .replaceAll("{{{body}}}", ""),
-  );
-  const base64 = options.base64 ?? true;
-  event.body = options.body === undefined ? undefined : base64 ? Buffer.from(options.body, "utf8").toString("base64") : options.body;
-  event.isBase64Encoded = options.body !== undefined && base64;
-  // API Gateway joins repeated headers with commas and passes cookies separately.
-  event.headers = {
-    ...event.headers,
-    accept: "application/json,text/plain;q=0.9",
-    "x-forwarded-for": "203.0.113.7,10.0.0.1",
-    "user-agent": "enclave-tests",
-    ...options.headers,
-  };
-  if (options.query !== undefined) {
-    event.rawQueryString = options.query;
-    event.queryStringParameters = Object.fromEntries(new URLSearchParams(options.query));
-  }
-  return event;
-}
-
 const lambdaContext = { awsRequestId: "lambda-request-1", functionName: "enclave-test-auth-api", getRemainingTimeInMillis: () => 10_000 };
 
 let handler: Handler;
 let closeHandlerDatabase: () => Promise<void>;
 let handlerQuery: <T>(statement: ReturnType<typeof sql>) => Promise<T[]>;
-let testDatabase: TestDatabase | undefined;
-let dataDir: string | undefined;
-let eventBridge: Server;
-const putEvents: { target: string; body: { Entries: { Source: string; DetailType: string; Detail: string; EventBusName: string }[] } }[] = [];
-const savedEnv = { ...process.env };
+let database: FunctionDatabase | undefined;
+let restoreEnv: (() => void) | undefined;
+// A PutEvents endpoint that accepts everything and remembers it.
+const eventBridge = putEventsEndpoint();
+const putEvents = eventBridge.requests;
 
 beforeAll(async () => {
-  // A PutEvents endpoint that accepts everything and remembers it.
-  eventBridge = createServer((req, res) => {
-    let text = "";
-    req.on("data", (chunk) => (text += chunk));
-    req.on("end", () => {
-      const body = JSON.parse(text);
-      putEvents.push({ target: String(req.headers["x-amz-target"]), body });
-      res.writeHead(200, { "content-type": "application/x-amz-json-1.1" });
-      res.end(JSON.stringify({ FailedEntryCount: 0, Entries: body.Entries.map((_: unknown, i: number) => ({ EventId: `event-${i}` })) }));
-    });
-  });
-  await new Promise<void>((done) => eventBridge.listen(0, "127.0.0.1", done));
-
-  let url: string;
-  if (testServerUrl) {
-    testDatabase = await createTestDatabase(["auth"]);
-    url = testDatabase.url;
-  } else {
-    // In-memory PGlite is per instance: migrate a data directory, close it, let the handler open it.
-    dataDir = await mkdtemp(join(tmpdir(), "enclave-auth-lambda-"));
-    url = `pglite://${dataDir}`;
-    const migrating = await openDatabase(url);
-    await migrate(migrating.db, "auth", migrationsDir("auth"));
-    await migrating.close();
-  }
-
-  Object.assign(process.env, {
+  const eventBusEndpoint = await eventBridge.listen();
+  database = await functionDatabase("auth");
+  restoreEnv = overrideEnv({
     APP_NAME: "enclave",
     STAGE: "test",
     LOG_LEVEL: "error",
-    AUTH_DATABASE_URL: url,
+    AUTH_DATABASE_URL: database.url,
     AUTH_SIGNING_KEY: JSON.stringify(await generateSigningJwk()),
     EVENT_BUS_NAME: "enclave-test-bus",
-    EVENT_BUS_ENDPOINT: `http://127.0.0.1:${(eventBridge.address() as AddressInfo).port}`,
+    EVENT_BUS_ENDPOINT: eventBusEndpoint,
     AWS_REGION: "us-east-1",
   });
   // The module reads its configuration when it loads: import it only now.
@@ -107,18 +47,18 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await closeHandlerDatabase?.();
-  await testDatabase?.dispose();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  await new Promise((done) => eventBridge?.close(done));
-  for (const name of Object.keys(process.env)) if (!(name in savedEnv)) delete process.env[name];
-  Object.assign(process.env, savedEnv);
+  await database?.dispose();
+  await eventBridge.close();
+  restoreEnv?.();
   configureLog({ level: "error" });
 });
 
-async function invoke(options: Parameters<typeof apiGatewayEvent>[0]) {
-  const result = await handler(apiGatewayEvent(options), lambdaContext);
-  const text = result.isBase64Encoded ? Buffer.from(result.body, "base64").toString("utf8") : result.body;
-  return { ...result, json: text ? JSON.parse(text) : undefined };
+// API Gateway joins repeated headers with commas and passes cookies separately.
+const gatewayHeaders = { accept: "application/json,text/plain;q=0.9", "x-forwarded-for": "203.0.113.7,10.0.0.1", "user-agent": "enclave-tests" };
+
+async function invoke(options: ApiGatewayEventOptions) {
+  const result = await handler(apiGatewayEvent({ ...options, headers: { ...gatewayHeaders, ...options.headers } }), lambdaContext);
+  return { ...result, json: jsonOf(result) };
 }
 
 const json = { "content-type": "application/json" };

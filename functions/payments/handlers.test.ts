@@ -1,13 +1,10 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { generateSigningJwk, importSigningKey, signAccessToken } from "@enclave/auth/tokens";
-import { configureLog, type Database, type EventEnvelope, openDatabase, UnknownEventError, uuidv7 } from "@enclave/core";
-import { migrate } from "@enclave/core/db/migrate";
+import { configureLog, type Database, type EventEnvelope, UnknownEventError, uuidv7 } from "@enclave/core";
 import { createServiceTokenVerifier } from "@enclave/core/http/service-token";
-import { createTestDatabase, migrationsDir, type TestDatabase, testServerUrl } from "@enclave/core/testing";
+import { type ApiGatewayEventOptions, apiGatewayEvent, eventBridgeEvent, eventBridgeSample } from "@enclave/core/testing/aws-events";
+import { type FunctionDatabase, functionDatabase, jsonOf, overrideEnv, putEventsEndpoint } from "@enclave/core/testing/lambda";
 import { paymentsTable, paymentTransactionsTable } from "@enclave/payments/payments.sql";
 import { asc, eq, sql } from "drizzle-orm";
 import { exportJWK, generateKeyPair } from "jose";
@@ -21,25 +18,21 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest"
  * the crons, events sent with PutEvents to a local endpoint that records them, and auth's user
  * lookup served over real HTTP by a stand-in that checks the service token like auth does.
  */
-const fixtures = join(import.meta.dirname, "../../fixtures");
-const sample = JSON.parse(await readFile(join(fixtures, "eventbridge-event.sample.json"), "utf8")) as Record<string, unknown>;
-const apiGatewayTemplate = await readFile(join(fixtures, "apigw-v2-http-api.template.json"), "utf8");
+const sample = eventBridgeSample();
 
 type ApiResult = { statusCode: number; headers: Record<string, string>; body: string; isBase64Encoded: boolean };
-type Entry = { Source: string; DetailType: string; Detail: string; EventBusName: string };
 let api: (event: unknown, context: unknown) => Promise<ApiResult>;
 let consume: (event: unknown) => Promise<void>;
 let cron: Record<"due" | "outbox-sweeper" | "idempotency-expiry", () => Promise<unknown>>;
 let database: Database;
-let testDatabase: TestDatabase | undefined;
-let dataDir: string | undefined;
-let eventBridge: Server;
+let functionDb: FunctionDatabase | undefined;
+let restoreEnv: (() => void) | undefined;
+const eventBridge = putEventsEndpoint();
+const putEvents = eventBridge.entries;
 let auth: Server;
 const authCalls: { url: string; service: string | null }[] = [];
 const authUsers = new Map<string, { id: string; email: string; name: string; role: "CUSTOMER" }>();
 let authDown = false;
-const putEvents: Entry[] = [];
-const savedEnv = { ...process.env };
 let sign: (userId: string) => Promise<string>;
 const alice = { id: uuidv7(), email: "alice@example.com" };
 const bob = { id: uuidv7(), email: "bob@example.com" };
@@ -50,17 +43,7 @@ const listen = async (server: Server) => {
 };
 
 beforeAll(async () => {
-  eventBridge = createServer((req, res) => {
-    let text = "";
-    req.on("data", (chunk) => (text += chunk));
-    req.on("end", () => {
-      const body = JSON.parse(text);
-      putEvents.push(...body.Entries);
-      res.writeHead(200, { "content-type": "application/x-amz-json-1.1" });
-      res.end(JSON.stringify({ FailedEntryCount: 0, Entries: body.Entries.map((_: unknown, i: number) => ({ EventId: `event-${i}` })) }));
-    });
-  });
-  const eventBridgeUrl = await listen(eventBridge);
+  const eventBridgeUrl = await eventBridge.listen();
 
   // The stage's service key pair: payments gets the private half, auth the public one.
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
@@ -85,26 +68,15 @@ beforeAll(async () => {
   const authUrl = await listen(auth);
   for (const user of [alice, bob]) authUsers.set(user.email, { ...user, name: user.email, role: "CUSTOMER" });
 
-  let url: string;
-  if (testServerUrl) {
-    testDatabase = await createTestDatabase(["payments"]);
-    url = testDatabase.url;
-  } else {
-    // In-memory PGlite is per instance: migrate a data directory, close it, let the functions open it.
-    dataDir = await mkdtemp(join(tmpdir(), "enclave-payments-lambda-"));
-    url = `pglite://${dataDir}`;
-    const migrating = await openDatabase(url);
-    await migrate(migrating.db, "payments", migrationsDir("payments"));
-    await migrating.close();
-  }
+  functionDb = await functionDatabase("payments");
   const key = await importSigningKey(await generateSigningJwk());
   const tokens = { issuer: "enclave-auth", audience: "enclave", accessTtlSeconds: 900 };
   sign = (userId) => signAccessToken(key, tokens, { id: userId, role: "CUSTOMER" });
-  Object.assign(process.env, {
+  restoreEnv = overrideEnv({
     APP_NAME: "enclave",
     STAGE: "test",
     LOG_LEVEL: "error",
-    PAYMENTS_DATABASE_URL: url,
+    PAYMENTS_DATABASE_URL: functionDb.url,
     AUTH_PUBLIC_JWKS: JSON.stringify({ keys: [key.publicJwk] }),
     AUTH_URL: authUrl,
     AUTH_TIMEOUT_MS: "1000",
@@ -126,12 +98,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await database?.close();
-  await testDatabase?.dispose();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  await new Promise((done) => eventBridge?.close(done));
+  await functionDb?.dispose();
+  await eventBridge.close();
   await new Promise((done) => auth?.close(done));
-  for (const name of Object.keys(process.env)) if (!(name in savedEnv)) delete process.env[name];
-  Object.assign(process.env, savedEnv);
+  restoreEnv?.();
   configureLog({ level: "error" });
 });
 
@@ -141,55 +111,15 @@ beforeEach(() => {
   authDown = false;
 });
 
-/** The SAM API Gateway sample with its placeholders filled in. */
-function apiGatewayEvent(method: string, path: string, options: { body?: string; token?: string; headers?: Record<string, string>; query?: string } = {}) {
-  const event = JSON.parse(
-    apiGatewayTemplate
-      .replaceAll("{{{path}}}", path.replace(/^\//, ""))
-      .replaceAll("{{{method}}}", method)
-      .replaceAll("{{{stage}}}", "$default")
-      .replaceAll("{{{account_id}}}", "123456789012")
-      .replaceAll("{{{dns_suffix}}}", "amazonaws.com")
-      .replaceAll("{{{body}}}", ""),
-  );
-  event.body = options.body === undefined ? undefined : Buffer.from(options.body, "utf8").toString("base64");
-  event.isBase64Encoded = options.body !== undefined;
-  event.headers = {
-    ...event.headers,
-    "content-type": "application/json",
-    "x-forwarded-for": "203.0.113.7,10.0.0.1",
-    ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-    ...options.headers,
-  };
-  if (options.query !== undefined) {
-    event.rawQueryString = options.query;
-    event.queryStringParameters = Object.fromEntries(new URLSearchParams(options.query));
-  }
-  return event;
-}
-
-async function invoke(method: string, path: string, options: Parameters<typeof apiGatewayEvent>[2] = {}) {
-  const result = await api(apiGatewayEvent(method, path, options), { awsRequestId: "lambda-1", getRemainingTimeInMillis: () => 10_000 });
-  const text = result.isBase64Encoded ? Buffer.from(result.body, "base64").toString("utf8") : result.body;
-  return { status: result.statusCode, headers: result.headers, body: text ? JSON.parse(text) : undefined };
+async function invoke(method: string, path: string, options: Omit<ApiGatewayEventOptions, "method" | "path"> = {}) {
+  const headers = { "content-type": "application/json", "x-forwarded-for": "203.0.113.7,10.0.0.1", ...options.headers };
+  const result = await api(apiGatewayEvent({ method, path, ...options, headers }), { awsRequestId: "lambda-1", getRemainingTimeInMillis: () => 10_000 });
+  return { status: result.statusCode, headers: result.headers, body: jsonOf(result) };
 }
 
 /** The EventBridge sample carrying `detail` as payments publishes it. */
-function eventBridgeEvent(detail: unknown, options: { replay?: boolean } = {}) {
-  const { "replay-name": _replay, ...base } = sample;
-  return {
-    ...base,
-    id: uuidv7(),
-    source: "enclave.payments",
-    "detail-type": "payment.created",
-    account: "123456789012",
-    region: "us-east-1",
-    time: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
-    resources: [],
-    detail,
-    ...(options.replay ? { "replay-name": "enclave-test-archive-replay" } : {}),
-  };
-}
+const paymentCreated = (detail: unknown, options: { replay?: boolean } = {}) =>
+  eventBridgeEvent(detail, { source: "enclave.payments", detailType: "payment.created", ...options });
 
 const history = async (id: string) =>
   (await database.db.select().from(paymentTransactionsTable).where(eq(paymentTransactionsTable.paymentId, id)).orderBy(asc(paymentTransactionsTable.seq))).map(
@@ -254,7 +184,7 @@ describe("functions/payments/process", () => {
     const created = await pay({ recipientEmail: bob.email, amount: "42.00" });
     const detail = JSON.parse(putEvents[0]!.Detail) as EventEnvelope;
     putEvents.length = 0;
-    await consume(eventBridgeEvent(detail));
+    await consume(paymentCreated(detail));
     expect(await history(created.body.payment.id)).toEqual(["pending", "processing", "completed"]);
     expect(putEvents.map((e) => [e.Source, e.DetailType])).toEqual([["enclave.payments", "payment.completed"]]);
     expect(JSON.parse(putEvents[0]!.Detail).metadata.correlationId).toBe(detail.metadata.correlationId);
@@ -263,10 +193,10 @@ describe("functions/payments/process", () => {
   test("a replay (replay-name, new EventBridge id, same detail.id) and a redelivery change nothing", async () => {
     const created = await pay({ recipientEmail: bob.email, amount: "10000.01" });
     const detail = JSON.parse(putEvents[0]!.Detail) as EventEnvelope;
-    await consume(eventBridgeEvent(detail));
+    await consume(paymentCreated(detail));
     putEvents.length = 0;
-    await consume(eventBridgeEvent(detail, { replay: true }));
-    await consume(eventBridgeEvent(detail));
+    await consume(paymentCreated(detail, { replay: true }));
+    await consume(paymentCreated(detail));
     expect(await history(created.body.payment.id)).toEqual(["pending", "processing", "failed"]);
     expect(putEvents).toHaveLength(0);
     const [row] = await database.db.select().from(paymentsTable).where(eq(paymentsTable.id, created.body.payment.id));
@@ -275,8 +205,8 @@ describe("functions/payments/process", () => {
 
   test("the raw sample (an EC2 notification) and envelopes it cannot apply throw so EventBridge retries and dead-letters", async () => {
     await expect(consume(sample)).rejects.toBeInstanceOf(UnknownEventError);
-    await expect(consume(eventBridgeEvent({ id: uuidv7(), type: "payment.created", version: 1 }))).rejects.toBeInstanceOf(UnknownEventError);
-    await expect(consume(eventBridgeEvent(undefined))).rejects.toBeInstanceOf(UnknownEventError);
+    await expect(consume(paymentCreated({ id: uuidv7(), type: "payment.created", version: 1 }))).rejects.toBeInstanceOf(UnknownEventError);
+    await expect(consume(paymentCreated(undefined))).rejects.toBeInstanceOf(UnknownEventError);
   });
 });
 
@@ -284,7 +214,7 @@ describe("functions/payments crons", () => {
   test("due processes a scheduled payment whose time has come", async () => {
     const created = await pay({ recipientEmail: bob.email, amount: "5.00", type: "scheduled", scheduledFor: new Date(Date.now() + 3_600_000).toISOString() });
     const id = created.body.payment.id;
-    await consume(eventBridgeEvent(JSON.parse(putEvents[0]!.Detail)));
+    await consume(paymentCreated(JSON.parse(putEvents[0]!.Detail)));
     expect(await history(id)).toEqual(["pending"]);
     // Its time comes (the row is moved, the clock cannot be).
     await database.db.execute(

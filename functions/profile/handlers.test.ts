@@ -1,12 +1,7 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { generateSigningJwk, importSigningKey, signAccessToken } from "@enclave/auth/tokens";
-import { configureLog, createEvent, type Database, type EventEnvelope, openDatabase, UnknownEventError, uuidv7 } from "@enclave/core";
-import { migrate } from "@enclave/core/db/migrate";
-import { createTestDatabase, migrationsDir, type TestDatabase, testServerUrl } from "@enclave/core/testing";
+import { configureLog, createEvent, type Database, type EventEnvelope, UnknownEventError, uuidv7 } from "@enclave/core";
+import { apiGatewayEvent, eventBridgeEvent, eventBridgeSample } from "@enclave/core/testing/aws-events";
+import { type FunctionDatabase, functionDatabase, jsonOf, overrideEnv, putEventsEndpoint } from "@enclave/core/testing/lambda";
 import { profileInbox, profileOutbox, userProfilesTable } from "@enclave/profile/profile.sql";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
@@ -17,26 +12,11 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest"
  * filled with a real user.registered envelope, the API Gateway HTTP API sample for the API, and
  * profile.created sent with PutEvents to a local endpoint that records it.
  */
-const fixtures = join(import.meta.dirname, "../../fixtures");
-const sample = JSON.parse(await readFile(join(fixtures, "eventbridge-event.sample.json"), "utf8")) as Record<string, unknown>;
-const apiGatewayTemplate = await readFile(join(fixtures, "apigw-v2-http-api.template.json"), "utf8");
+const sample = eventBridgeSample();
 
 /** The EventBridge sample carrying `detail` as auth publishes it. */
-function eventBridgeEvent(detail: unknown, options: { replay?: boolean; type?: string } = {}) {
-  const { "replay-name": _replay, ...base } = sample;
-  return {
-    ...base,
-    id: uuidv7(), // EventBridge's own id differs on every delivery; consumers dedupe on detail.id
-    source: "enclave.auth",
-    "detail-type": options.type ?? "user.registered",
-    account: "123456789012",
-    region: "us-east-1",
-    time: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
-    resources: [],
-    detail,
-    ...(options.replay ? { "replay-name": "enclave-test-archive-replay" } : {}),
-  };
-}
+const fromAuth = (detail: unknown, options: { replay?: boolean } = {}) =>
+  eventBridgeEvent(detail, { source: "enclave.auth", detailType: "user.registered", ...options });
 
 const registered = (userId = uuidv7()) =>
   createEvent(
@@ -49,49 +29,26 @@ type ApiResult = { statusCode: number; headers: Record<string, string>; body: st
 let consume: (event: unknown) => Promise<void>;
 let api: (event: unknown, context: unknown) => Promise<ApiResult>;
 let database: Database;
-let testDatabase: TestDatabase | undefined;
-let dataDir: string | undefined;
-let eventBridge: Server;
-const putEvents: { Source: string; DetailType: string; Detail: string; EventBusName: string }[] = [];
-const savedEnv = { ...process.env };
+let functionDb: FunctionDatabase | undefined;
+let restoreEnv: (() => void) | undefined;
+const eventBridge = putEventsEndpoint();
+const putEvents = eventBridge.entries;
 let sign: (userId: string, role: "ADMIN" | "CUSTOMER") => Promise<string>;
 
 beforeAll(async () => {
-  eventBridge = createServer((req, res) => {
-    let text = "";
-    req.on("data", (chunk) => (text += chunk));
-    req.on("end", () => {
-      const body = JSON.parse(text);
-      putEvents.push(...body.Entries);
-      res.writeHead(200, { "content-type": "application/x-amz-json-1.1" });
-      res.end(JSON.stringify({ FailedEntryCount: 0, Entries: body.Entries.map((_: unknown, i: number) => ({ EventId: `event-${i}` })) }));
-    });
-  });
-  await new Promise<void>((done) => eventBridge.listen(0, "127.0.0.1", done));
-
-  let url: string;
-  if (testServerUrl) {
-    testDatabase = await createTestDatabase(["profile"]);
-    url = testDatabase.url;
-  } else {
-    // In-memory PGlite is per instance: migrate a data directory, close it, let the function open it.
-    dataDir = await mkdtemp(join(tmpdir(), "enclave-profile-lambda-"));
-    url = `pglite://${dataDir}`;
-    const migrating = await openDatabase(url);
-    await migrate(migrating.db, "profile", migrationsDir("profile"));
-    await migrating.close();
-  }
+  const eventBusEndpoint = await eventBridge.listen();
+  functionDb = await functionDatabase("profile");
   const key = await importSigningKey(await generateSigningJwk());
   const tokens = { issuer: "enclave-auth", audience: "enclave", accessTtlSeconds: 900 };
   sign = (userId, role) => signAccessToken(key, tokens, { id: userId, role });
-  Object.assign(process.env, {
+  restoreEnv = overrideEnv({
     APP_NAME: "enclave",
     STAGE: "test",
     LOG_LEVEL: "error",
-    PROFILE_DATABASE_URL: url,
+    PROFILE_DATABASE_URL: functionDb.url,
     AUTH_PUBLIC_JWKS: JSON.stringify({ keys: [key.publicJwk] }),
     EVENT_BUS_NAME: "enclave-test-bus",
-    EVENT_BUS_ENDPOINT: `http://127.0.0.1:${(eventBridge.address() as AddressInfo).port}`,
+    EVENT_BUS_ENDPOINT: eventBusEndpoint,
     AWS_REGION: "us-east-1",
   });
   // The modules read their configuration when they load: import them only now.
@@ -102,11 +59,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await database?.close();
-  await testDatabase?.dispose();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  await new Promise((done) => eventBridge?.close(done));
-  for (const name of Object.keys(process.env)) if (!(name in savedEnv)) delete process.env[name];
-  Object.assign(process.env, savedEnv);
+  await functionDb?.dispose();
+  await eventBridge.close();
+  restoreEnv?.();
   configureLog({ level: "error" });
 });
 
@@ -120,7 +75,7 @@ const inboxOf = (eventId: string) => database.db.select().from(profileInbox).whe
 describe("functions/profile/on-user-registered", () => {
   test("the sample's shape with a real user.registered creates the profile and sends profile.created", async () => {
     const event = registered();
-    const delivered = eventBridgeEvent(event);
+    const delivered = fromAuth(event);
     expect(Object.keys(delivered)).toEqual(
       expect.arrayContaining(["version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"]),
     );
@@ -143,12 +98,12 @@ describe("functions/profile/on-user-registered", () => {
 
   test("a replay (replay-name, new EventBridge id, same detail.id) and a plain redelivery change nothing", async () => {
     const event = registered();
-    await consume(eventBridgeEvent(event));
+    await consume(fromAuth(event));
     putEvents.length = 0;
-    const replay = eventBridgeEvent(event, { replay: true });
+    const replay = fromAuth(event, { replay: true });
     expect(replay["replay-name"]).toBe("enclave-test-archive-replay");
     await consume(replay);
-    await consume(eventBridgeEvent(event));
+    await consume(fromAuth(event));
     expect(await profilesOf(event.data.userId)).toHaveLength(1);
     expect(await inboxOf(event.id)).toHaveLength(1);
     expect(putEvents).toHaveLength(0);
@@ -165,41 +120,19 @@ describe("functions/profile/on-user-registered", () => {
       JSON.stringify(event), // detail as a string: not what EventBridge delivers to a target
       undefined,
     ];
-    for (const detail of bad) await expect(consume(eventBridgeEvent(detail))).rejects.toBeInstanceOf(UnknownEventError);
+    for (const detail of bad) await expect(consume(fromAuth(detail))).rejects.toBeInstanceOf(UnknownEventError);
     // An unknown version stays unknown on a replay too.
-    await expect(consume(eventBridgeEvent(unknownVersion, { replay: true }))).rejects.toThrow(/unknown version 2 of user.registered/);
+    await expect(consume(fromAuth(unknownVersion, { replay: true }))).rejects.toThrow(/unknown version 2 of user.registered/);
     expect(await profilesOf(event.data.userId)).toHaveLength(0);
     expect(await inboxOf(event.id)).toHaveLength(0);
     expect(putEvents).toHaveLength(0);
   });
 });
 
-/** The SAM API Gateway sample with its placeholders filled in. */
-function apiGatewayEvent(method: string, path: string, options: { body?: string; token?: string } = {}) {
-  const event = JSON.parse(
-    apiGatewayTemplate
-      .replaceAll("{{{path}}}", path.replace(/^\//, ""))
-      .replaceAll("{{{method}}}", method)
-      .replaceAll("{{{stage}}}", "$default")
-      .replaceAll("{{{account_id}}}", "123456789012")
-      .replaceAll("{{{dns_suffix}}}", "amazonaws.com")
-      .replaceAll("{{{body}}}", ""),
-  );
-  event.body = options.body === undefined ? undefined : Buffer.from(options.body, "utf8").toString("base64");
-  event.isBase64Encoded = options.body !== undefined;
-  event.headers = {
-    ...event.headers,
-    "content-type": "application/json",
-    "x-request-id": "apigw-profile-1",
-    ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-  };
-  return event;
-}
-
 async function invoke(method: string, path: string, options: { body?: string; token?: string } = {}) {
-  const result = await api(apiGatewayEvent(method, path, options), { awsRequestId: "lambda-1", getRemainingTimeInMillis: () => 10_000 });
-  const text = result.isBase64Encoded ? Buffer.from(result.body, "base64").toString("utf8") : result.body;
-  return { status: result.statusCode, headers: result.headers, body: text ? JSON.parse(text) : undefined };
+  const event = apiGatewayEvent({ method, path, ...options, headers: { "content-type": "application/json", "x-request-id": "apigw-profile-1" } });
+  const result = await api(event, { awsRequestId: "lambda-1", getRemainingTimeInMillis: () => 10_000 });
+  return { status: result.statusCode, headers: result.headers, body: jsonOf(result) };
 }
 
 describe("functions/profile/api", () => {

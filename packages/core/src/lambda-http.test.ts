@@ -1,7 +1,5 @@
-import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { resolve } from "node:path";
 import fc from "fast-check";
 import type { Hono } from "hono";
 import { handle as honoHandle } from "hono/aws-lambda";
@@ -11,35 +9,18 @@ import { AppError } from "./errors";
 import { createServiceApp } from "./http/app";
 import type { AppEnv } from "./http/types";
 import { type ApiGatewayV2Event, type ApiGatewayV2Result, handle, installFetchGlobals, LightHeaders, LightResponse, requestFromEvent } from "./lambda-http";
+import { type ApiGatewayEventOptions, apiGatewayEvent as sampleEvent } from "./testing/aws-events";
 
 /** Node's own classes, captured before any test replaces the globals. */
 const native = { Headers: globalThis.Headers, Response: globalThis.Response };
 const useNativeGlobals = () => Object.assign(globalThis, native);
 afterEach(useNativeGlobals);
 
-const template = readFileSync(resolve(import.meta.dirname, "../../../fixtures/apigw-v2-http-api.template.json"), "utf8");
-
 /**
  * The SAM sample event (comma-joined Header2, cookies, repeated query parameters, base64 body)
- * with its placeholders filled in.
+ * with its placeholders filled in and a request id.
  */
-function apiGatewayEvent(options: { method: string; path: string; body?: string; base64?: boolean; headers?: Record<string, string>; query?: string }) {
-  const event = JSON.parse(
-    template
-      .replaceAll("{{{path}}}", options.path.replace(/^\//, ""))
-      .replaceAll("{{{method}}}", options.method)
-      .replaceAll("{{{stage}}}", "$default")
-      .replaceAll("{{{account_id}}}", "123456789012")
-      .replaceAll("{{{dns_suffix}}}", "amazonaws.com")
-      .replaceAll("{{{body}}}", ""),
-  ) as ApiGatewayV2Event;
-  const base64 = options.base64 ?? true;
-  event.body = options.body === undefined ? undefined : base64 ? Buffer.from(options.body, "utf8").toString("base64") : options.body;
-  event.isBase64Encoded = options.body !== undefined && base64;
-  event.headers = { ...event.headers, "x-request-id": "req-1", ...options.headers };
-  if (options.query !== undefined) event.rawQueryString = options.query;
-  return event;
-}
+const apiGatewayEvent = (options: ApiGatewayEventOptions) => sampleEvent({ ...options, headers: { "x-request-id": "req-1", ...options.headers } });
 
 const NewItem = z.object({ name: z.string().check(z.minLength(1)) });
 
