@@ -55,7 +55,6 @@ export interface EnvironmentValues<T> {
 export function functionEnvironment<T>(deployment: ServiceDeployment, values: EnvironmentValues<T>): Record<string, T | string> {
   const service = deployment.manifest.name;
   const environment: Record<string, T | string> = {
-    APP_NAME: values.app,
     STAGE: values.stage,
     LOG_LEVEL: "info",
     EVENT_BUS_NAME: values.busName,

@@ -29,7 +29,6 @@ beforeAll(async () => {
   const eventBusEndpoint = await eventBridge.listen();
   database = await functionDatabase("auth");
   restoreEnv = overrideEnv({
-    APP_NAME: "enclave",
     STAGE: "test",
     LOG_LEVEL: "error",
     AUTH_DATABASE_URL: database.url,

@@ -73,7 +73,6 @@ beforeAll(async () => {
   const tokens = { issuer: "enclave-auth", audience: "enclave", accessTtlSeconds: 900 };
   sign = (userId) => signAccessToken(key, tokens, { id: userId, role: "CUSTOMER" });
   restoreEnv = overrideEnv({
-    APP_NAME: "enclave",
     STAGE: "test",
     LOG_LEVEL: "error",
     PAYMENTS_DATABASE_URL: functionDb.url,

@@ -42,7 +42,6 @@ beforeAll(async () => {
   const tokens = { issuer: "enclave-auth", audience: "enclave", accessTtlSeconds: 900 };
   sign = (userId, role) => signAccessToken(key, tokens, { id: userId, role });
   restoreEnv = overrideEnv({
-    APP_NAME: "enclave",
     STAGE: "test",
     LOG_LEVEL: "error",
     PROFILE_DATABASE_URL: functionDb.url,

@@ -1,3 +1,4 @@
+import { APP } from "@enclave/core/events/envelope";
 import { defineManifest } from "@enclave/core/service";
 
 export const adminManifest = defineManifest({
@@ -9,7 +10,7 @@ export const adminManifest = defineManifest({
       name: "audit",
       description: "Records every event of the app in the audit log, once per event id",
       // One rule for every service's events, including ones added later.
-      pattern: { source: [{ prefix: "enclave." }] },
+      pattern: { source: [{ prefix: `${APP}.` }] },
     },
   ],
   crons: [{ name: "outbox-sweeper", description: "Publishes outbox rows a crashed request left behind", schedule: "rate(1 minute)" }],

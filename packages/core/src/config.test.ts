@@ -81,7 +81,6 @@ describe("parseCommonConfig", () => {
   test("defaults", () => {
     const config = parseCommonConfig("auth", { DATABASE_URL: "pglite://memory" });
     expect(config).toMatchObject({
-      APP_NAME: "enclave",
       STAGE: "local",
       LOG_LEVEL: "info",
       EVENT_BUS_NAME: "default",

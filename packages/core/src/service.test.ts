@@ -34,10 +34,10 @@ describe("defineManifest", () => {
 describe("contextFromConfig", () => {
   test("connects nothing at start and opens the database once, on first use", async () => {
     // Nothing listens on port 1: opening a pool must not connect, so this succeeds.
-    const ctx = contextFromConfig(parseCommonConfig("things", { DATABASE_URL: "postgres://u@127.0.0.1:1/db", STAGE: "test", APP_NAME: "acme" }), {
+    const ctx = contextFromConfig(parseCommonConfig("things", { DATABASE_URL: "postgres://u@127.0.0.1:1/db", STAGE: "test" }), {
       bus: memoryBus(),
     });
-    expect(ctx.app).toBe("acme");
+    expect(ctx.app).toBe("enclave");
     expect(ctx.stage).toBe("test");
     const [a, b] = await Promise.all([ctx.database(), ctx.database()]);
     expect(a).toBe(b);

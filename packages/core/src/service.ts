@@ -4,7 +4,7 @@ import { ConfigError, databaseUrlFor, parseEnv, stageSchema } from "./config";
 import { type Database, driverFor, openDatabase } from "./db/index";
 import type { EventBus } from "./events/bus";
 import type { EventType } from "./events/catalog";
-import type { EventEnvelope } from "./events/envelope";
+import { APP, type EventEnvelope } from "./events/envelope";
 import { eventBridgeBus } from "./events/eventbridge";
 import type { EventPattern } from "./events/pattern";
 import { sweepOutbox } from "./events/relay";
@@ -92,7 +92,6 @@ function isPublicJwks(value: string): boolean {
 }
 
 const commonEnv = z.object({
-  APP_NAME: z._default(z.string().check(z.regex(/^[a-z][a-z0-9-]{0,30}$/)), "enclave"),
   STAGE: z._default(stageSchema, "local"),
   LOG_LEVEL: z._default(z.enum(["debug", "info", "warn", "error"]), "info"),
   EVENT_BUS_NAME: z._default(z.string().check(z.minLength(1)), "default"),
@@ -147,7 +146,7 @@ export function contextFromConfig(config: CommonConfig, overrides: Partial<Servi
       jwks: config.AUTH_PUBLIC_JWKS ? JSON.parse(config.AUTH_PUBLIC_JWKS) : new URL(config.AUTH_JWKS_URL ?? "http://localhost:3000/auth/.well-known/jwks.json"),
     });
   return {
-    app: config.APP_NAME,
+    app: APP,
     stage: config.STAGE,
     database: () => {
       database ??= openDatabase(config.databaseUrl, {

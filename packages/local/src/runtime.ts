@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { generateSigningJwk } from "@enclave/auth";
 import {
+  APP,
   type AppEnv,
   AppError,
   createServiceTokenVerifier,
@@ -112,7 +113,7 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   for (const service of services) {
     const name = service.module.manifest.name;
     const database = databases.get(name) as Database;
-    const base: ServiceContext = { app: env.APP_NAME ?? "enclave", stage: config.STAGE, database: async () => database, bus, verifier: verifierFor(name) };
+    const base: ServiceContext = { app: APP, stage: config.STAGE, database: async () => database, bus, verifier: verifierFor(name) };
     const local: LocalContextBase = { base, stageDir, env, signingJwk, serviceSigningJwk, fetch: fetchLocal };
     const context = await service.context(local);
     contexts.set(name, context);

@@ -1,3 +1,4 @@
+import { APP, eventSource } from "@enclave/core/events/envelope";
 import { defineManifest } from "@enclave/core/service";
 
 export const paymentsManifest = defineManifest({
@@ -8,7 +9,7 @@ export const paymentsManifest = defineManifest({
     {
       name: "process",
       description: "Processes a new payment through the payment provider (pending → processing → completed | failed)",
-      pattern: { source: ["enclave.payments"], "detail-type": ["payment.created"] },
+      pattern: { source: [eventSource(APP, "payments")], "detail-type": ["payment.created"] },
     },
   ],
   crons: [

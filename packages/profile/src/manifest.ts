@@ -1,3 +1,4 @@
+import { APP, eventSource } from "@enclave/core/events/envelope";
 import { defineManifest } from "@enclave/core/service";
 
 export const profileManifest = defineManifest({
@@ -8,7 +9,7 @@ export const profileManifest = defineManifest({
     {
       name: "on-user-registered",
       description: "Creates the default profile of every new user, once per event id",
-      pattern: { source: ["enclave.auth"], "detail-type": ["user.registered"] },
+      pattern: { source: [eventSource(APP, "auth")], "detail-type": ["user.registered"] },
     },
   ],
   crons: [{ name: "outbox-sweeper", description: "Publishes outbox rows a crashed request left behind", schedule: "rate(1 minute)" }],
