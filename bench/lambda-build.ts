@@ -1,31 +1,14 @@
 import { readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { build, type Metafile } from "esbuild";
+import type { Metafile } from "esbuild";
+import { bundleFunction } from "../infra/bundle";
 
 export const root = resolve(import.meta.dirname, "..");
 
-/**
- * Builds a Lambda entry the way the deployment does: esbuild, ESM, minified, Node 24, code
- * splitting so dynamically imported drivers and SDKs are separate chunks loaded on first use.
- * PGlite and node-postgres are never used in the cloud and stay external.
- */
+/** Builds a Lambda entry as deployed (infra/bundle.ts) and measures what a cold start loads. */
 export async function buildLambda(entry: string, outdir: string) {
-  const result = await build({
-    entryPoints: { index: join(root, entry) },
-    outdir,
-    bundle: true,
-    minify: true,
-    format: "esm",
-    platform: "node",
-    target: "node24",
-    splitting: true,
-    metafile: true,
-    outExtension: { ".js": ".mjs" },
-    external: ["@electric-sql/pglite", "pg", "pg-native"],
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-    logLevel: "error",
-  });
-  return summarize(result.metafile, outdir, entry);
+  const { main, metafile } = await bundleFunction(join(root, entry), outdir);
+  return { main, ...summarize(metafile, outdir, entry) };
 }
 
 export interface BundleSummary {
@@ -51,7 +34,7 @@ function summarize(metafile: Metafile, outdir: string, entryPoint: string): Bund
   };
   visit(entry);
   const files = readdirSync(outdir)
-    .filter((f) => f.endsWith(".mjs"))
+    .filter((f) => f.endsWith(".js"))
     .map((f) => ({ file: f, bytes: statSync(join(outdir, f)).size }));
   const size = (file: string) => outputs[file]?.bytes ?? 0;
   return {

@@ -14,7 +14,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { apiGatewayEvent } from "@enclave/core/testing/aws-events";
 import { configureLog } from "../packages/core/src/log";
 import { measureAuth } from "./auth-routes";
@@ -50,7 +50,7 @@ async function coldStart(service: string, path: string, env: NodeJS.ProcessEnv) 
   writeFileSync(join(outdir, "event.json"), JSON.stringify(apiGatewayEvent({ method: "GET", path, query: "" })));
   const firstResponse = (after: string) => `import { readFileSync, writeSync } from "node:fs";
 const event = JSON.parse(readFileSync(new URL("./event.json", import.meta.url), "utf8"));
-const { handler } = await import("./index.mjs");
+const { handler } = await import("./${basename(bundle.main)}");
 const response = await handler(event, {});
 if (response.statusCode !== 200) { console.error(response.statusCode, response.body); process.exit(1); }
 ${after}`;

@@ -8,9 +8,8 @@ import { dropRoles, serviceRoles } from "@enclave/core/db/roles";
 import { testServerUrl } from "@enclave/core/testing";
 import { startNeonProxy } from "@enclave/core/testing/neon-proxy";
 import { sql } from "drizzle-orm";
-import { build } from "esbuild";
 import { afterAll, describe, expect, test } from "vitest";
-import { nodejs } from "../infra/plan";
+import { bundleFunction } from "../infra/bundle";
 import { databaseUrl, handler, migrateOptionsFromEnv, migrateStage } from "./migrate";
 
 const repositoryMigrations = resolve(import.meta.dirname, "../migrations");
@@ -259,20 +258,7 @@ describe.skipIf(!testServerUrl)("the migrate function as deployed: its bundle, o
   test("the bundle, with migrations copied beside it and no node_modules, migrates every service", async () => {
     // Built exactly as the deployment builds it (infra/plan.ts), migrations copied as copyFiles does.
     const task = mkdtempSync(join(tmpdir(), "enclave-migrate-bundle-"));
-    await build({
-      entryPoints: [resolve(import.meta.dirname, "migrate.ts")],
-      bundle: true,
-      platform: "node",
-      target: "node24",
-      format: nodejs.format,
-      minify: nodejs.minify,
-      splitting: nodejs.splitting,
-      external: nodejs.esbuild.external,
-      outdir: task,
-      banner: { js: `import { createRequire as topLevelCreateRequire } from "module"; const require = topLevelCreateRequire(import.meta.url);` },
-      logLevel: "error",
-    });
-    writeFileSync(join(task, "package.json"), '{"type":"module"}');
+    await bundleFunction(resolve(import.meta.dirname, "migrate.ts"), task);
     cpSync(migrationsRoot(), join(task, "migrations"), { recursive: true });
 
     const proxy = await startNeonProxy();

@@ -3,10 +3,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { apiGatewayEvent } from "@enclave/core/testing/aws-events";
-import { build } from "esbuild";
 import ts from "typescript";
+import { bundleFunction } from "./bundle";
 import { generatePrivateJwk } from "./keygen";
-import { entryFile, functionEnvironment, nodejs, planDeployment, publicJwks, type ServiceDeployment } from "./plan";
+import { entryFile, functionEnvironment, planDeployment, publicJwks, type ServiceDeployment } from "./plan";
 import { deployedServices } from "./services";
 
 /**
@@ -136,23 +136,7 @@ async function bundles() {
       if (!existsSync(join(root, fn.entry))) fail(`${fn.resource}: entry point ${fn.entry} does not exist`);
       const outdir = join(out, fn.resource);
       mkdirSync(outdir);
-      writeFileSync(join(outdir, "package.json"), '{"type":"module"}');
-      await build({
-        entryPoints: [join(root, fn.entry)],
-        bundle: true,
-        platform: "node",
-        target: "node24",
-        format: nodejs.format,
-        minify: nodejs.minify,
-        splitting: nodejs.splitting,
-        external: nodejs.esbuild.external,
-        outdir,
-        // What SST's bundler adds to ESM functions, so CommonJS dependencies can require().
-        banner: { js: `import { createRequire as topLevelCreateRequire } from "module"; const require = topLevelCreateRequire(import.meta.url);` },
-        logLevel: "error",
-        metafile: true,
-      });
-      const main = join(outdir, `${fn.entry.split("/").pop()!.replace(/\.ts$/, "")}.js`);
+      const { main } = await bundleFunction(join(root, fn.entry), outdir);
       const total = readdirSync(outdir)
         .filter((file) => file.endsWith(".js"))
         .reduce((sum, file) => sum + statSync(join(outdir, file)).size, 0);
