@@ -1,5 +1,4 @@
-import { createServiceApp, Email, type EventMetadata, Uuid, userOf } from "@enclave/core";
-import type { Context } from "hono";
+import { createServiceApp, Email, eventMetadataOf, Uuid, userOf } from "@enclave/core";
 import * as z from "zod/mini";
 import type { AuthContext } from "./context";
 import { authManifest } from "./manifest";
@@ -23,11 +22,6 @@ import {
 const UserEnvelope = z.object({ user: UserInfo });
 const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });
 
-function metadataOf(c: Context): EventMetadata {
-  const principal = c.get("principal");
-  return { correlationId: c.get("requestId"), actor: principal?.kind === "user" ? principal.userId : null };
-}
-
 export function createAuthApp(ctx: AuthContext) {
   const { app, routes } = createServiceApp({ name: "auth", prefix: authManifest.prefix, version: "1", database: ctx.database, verifier: ctx.verifier });
 
@@ -41,7 +35,7 @@ export function createAuthApp(ctx: AuthContext) {
         body: RegisterInput,
         responses: { 201: { description: "Registered", schema: AuthResult }, 409: { description: "The email exists" } },
       },
-      async (c, { body }) => c.json(await registerUser(ctx, body, metadataOf(c)), 201),
+      async (c, { body }) => c.json(await registerUser(ctx, body, eventMetadataOf(c)), 201),
     )
     .add(
       {
@@ -112,7 +106,7 @@ export function createAuthApp(ctx: AuthContext) {
         body: RoleInput,
         responses: { 200: { description: "The user", schema: UserEnvelope }, 404: { description: "No such user" } },
       },
-      async (c, { params, body }) => c.json({ user: await changeRole(ctx, params.id, body.role, metadataOf(c)) }),
+      async (c, { params, body }) => c.json({ user: await changeRole(ctx, params.id, body.role, eventMetadataOf(c)) }),
     )
     .add(
       {

@@ -1,5 +1,4 @@
-import { createServiceApp, type EventMetadata, pageOf, Uuid } from "@enclave/core";
-import type { Context } from "hono";
+import { createServiceApp, eventMetadataOf, pageOf, Uuid } from "@enclave/core";
 import * as z from "zod/mini";
 import type { PaymentsContext } from "./context";
 import { paymentsManifest } from "./manifest";
@@ -18,11 +17,6 @@ import { PaymentInfo } from "./state";
 
 const PaymentEnvelope = z.object({ payment: PaymentInfo });
 const IdParams = z.object({ id: Uuid });
-
-function metadataOf(c: Context): EventMetadata {
-  const principal = c.get("principal");
-  return { correlationId: c.get("requestId"), actor: principal?.kind === "user" ? principal.userId : null };
-}
 
 export function createPaymentsApp(ctx: PaymentsContext) {
   const { app, routes } = createServiceApp({ name: "payments", prefix: paymentsManifest.prefix, version: "1", database: ctx.database, verifier: ctx.verifier });
@@ -51,7 +45,7 @@ export function createPaymentsApp(ctx: PaymentsContext) {
       },
       async (c, { body, principal }) => {
         const key = parseIdempotencyKey(c.req.header("idempotency-key"));
-        const result = await createPayment(ctx, principal, key, body, metadataOf(c));
+        const result = await createPayment(ctx, principal, key, body, eventMetadataOf(c));
         if (result.replayed) c.header("idempotent-replayed", "true");
         return c.json(result.body, result.status as 201);
       },
@@ -106,7 +100,7 @@ export function createPaymentsApp(ctx: PaymentsContext) {
           409: { description: "Not pending any more" },
         },
       },
-      async (c, { params, principal }) => c.json({ payment: await cancelPayment(ctx, principal, params.id, metadataOf(c)) }),
+      async (c, { params, principal }) => c.json({ payment: await cancelPayment(ctx, principal, params.id, eventMetadataOf(c)) }),
     );
   return app;
 }

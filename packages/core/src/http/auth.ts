@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey, jwtVerify } from "jose";
 import { AppError } from "../errors";
+import type { EventMetadata } from "../events/envelope";
 import { uuidPattern } from "../ids";
 import { type AppEnv, type Principal, type Role, roles, type TokenVerifier } from "./types";
 
@@ -84,4 +85,10 @@ export async function requireAccess(c: Context<AppEnv>, access: Access): Promise
 export function userOf(principal: Principal | undefined): Extract<Principal, { kind: "user" }> {
   if (principal?.kind !== "user") throw new AppError("forbidden", "This route is for signed-in users.");
   return principal;
+}
+
+/** Event metadata of a request: its id as the correlation id, the signed-in user as the actor. */
+export function eventMetadataOf(c: Context<AppEnv>): EventMetadata {
+  const principal = c.get("principal");
+  return { correlationId: c.get("requestId"), actor: principal?.kind === "user" ? principal.userId : null };
 }
