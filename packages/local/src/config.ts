@@ -21,6 +21,3 @@ export type LocalConfig = z.output<typeof localEnv>;
 export function readLocalConfig(env: Record<string, string | undefined> = process.env): LocalConfig {
   return parseEnv(localEnv, env);
 }
-
-/** The process environment as the local runtime passes it on to service configs. */
-export const processEnv = (): Record<string, string | undefined> => ({ ...process.env });

@@ -1,5 +1,4 @@
 import * as z from "zod/mini";
-import { AppError } from "../errors";
 import { uuidPattern, uuidv7 } from "../ids";
 import { type EventData, type EventType, eventCatalog } from "./catalog";
 
@@ -64,10 +63,4 @@ export function parseEvent<T extends EventType>(detail: unknown, ...accepted: T[
   const data = z.safeParse(spec.data, envelope.data.data);
   if (!data.success) throw new UnknownEventError(`${type} data does not match its contract: ${data.error.message}`);
   return { ...envelope.data, type, data: data.data as EventData<T> };
-}
-
-export function assertEnvelope(detail: unknown): EventEnvelope {
-  const parsed = z.safeParse(EventEnvelope, detail);
-  if (!parsed.success) throw new AppError("validation_failed", "Not an event envelope.");
-  return parsed.data;
 }
