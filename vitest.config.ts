@@ -8,5 +8,6 @@ export default defineConfig({
     // PGlite start-up is CPU-bound; two cores serve two files at a time best.
     maxWorkers: 2,
     setupFiles: ["packages/core/src/test-setup.ts"],
+    globalSetup: ["packages/stage/src/test-global-setup.ts"],
   },
 });

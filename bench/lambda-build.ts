@@ -34,7 +34,7 @@ function summarize(metafile: Metafile, outdir: string, entryPoint: string): Bund
   };
   visit(entry);
   const files = readdirSync(outdir)
-    .filter((f) => f.endsWith(".js"))
+    .filter((f) => f.endsWith(".mjs"))
     .map((f) => ({ file: f, bytes: statSync(join(outdir, f)).size }));
   const size = (file: string) => outputs[file]?.bytes ?? 0;
   return {

@@ -54,7 +54,36 @@ describe("migrate function configuration", () => {
         { name: "profile", runtimePassword: "b".repeat(32) },
       ],
       migrationsDir: "/var/task/migrations",
+      seeds: [],
     });
+  });
+
+  test("reads the seed sets and where seeds publish", () => {
+    const options = migrateOptionsFromEnv({
+      MIGRATE_ADMIN_URL: "postgres://a@h/db",
+      MIGRATE_SERVICES: "auth",
+      AUTH_RUNTIME_PASSWORD: "x".repeat(30),
+      MIGRATE_SEEDS: "essential,development",
+      EVENT_BUS_NAME: "enclave-pr-1-bus",
+      STAGE: "pr-1",
+    });
+    expect(options).toMatchObject({ seeds: ["essential", "development"], eventBusName: "enclave-pr-1-bus", stage: "pr-1" });
+    expect(() =>
+      migrateOptionsFromEnv({ MIGRATE_ADMIN_URL: "postgres://a@h/db", MIGRATE_SERVICES: "auth", AUTH_RUNTIME_PASSWORD: "x".repeat(30), MIGRATE_SEEDS: "all" }),
+    ).toThrow(/MIGRATE_SEEDS/);
+  });
+
+  test("refuses a shared database name with a database per service (every service would land in it)", () => {
+    expect(() =>
+      migrateOptionsFromEnv({
+        MIGRATE_ADMIN_URL: "postgres://a@h/db",
+        MIGRATE_SERVICES: "auth,profile",
+        MIGRATE_TOPOLOGY: "per-service",
+        MIGRATE_DATABASE: "enclave",
+        AUTH_RUNTIME_PASSWORD: "x".repeat(30),
+        PROFILE_RUNTIME_PASSWORD: "y".repeat(30),
+      }),
+    ).toThrow(/MIGRATE_DATABASE .* leave it unset/);
   });
 
   test("defaults to a database per service and names what is missing", () => {

@@ -1,10 +1,19 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { parseEnv } from "@enclave/core/config";
+import { adminContextFromConfig, adminService } from "@enclave/admin";
+import { readAdminConfig } from "@enclave/admin/config";
+import { authContextFromConfig, authService, generateSigningJwk } from "@enclave/auth";
+import { readAuthConfig } from "@enclave/auth/config";
+import type { SeedSet, ServiceContext, ServiceModule } from "@enclave/core";
+import { ConfigError, parseEnv } from "@enclave/core/config";
 import { type Database, openDatabase, rowsOf } from "@enclave/core/db/index";
 import { readMigrations } from "@enclave/core/db/migrate";
 import { applyGrants, ensureDatabase, ensureRoles, migrateAsOwner, type ServiceRoles, serviceRoles, type Topology, topologies } from "@enclave/core/db/roles";
 import { log } from "@enclave/core/log";
+import { paymentsContextFromConfig, paymentsService } from "@enclave/payments";
+import { readPaymentsConfig } from "@enclave/payments/config";
+import { profileContextFromConfig, profileService } from "@enclave/profile";
+import { readProfileConfig } from "@enclave/profile/config";
 import { sql } from "drizzle-orm";
 import * as z from "zod/mini";
 
@@ -29,12 +38,62 @@ export interface MigrateStageOptions {
   rolePrefix?: string;
   /** A local WebSocket-to-TCP proxy for the Neon driver: tests only. */
   neonWsProxy?: string;
+  /** Seed sets to apply after migrating, as each service's runtime role. */
+  seeds?: SeedSet[];
+  /** Where seeds publish their events (the stage's bus); without it they wait in the outbox for the sweeper. */
+  eventBusName?: string;
+  stage?: string;
+  /** The development administrator's password (SEED_ADMIN_PASSWORD). */
+  seedAdminPassword?: string;
 }
 
 export interface MigrateStageResult {
   /** Changes exactly when some service's migrations change: a digest of every journal entry and file hash. */
   schema: string;
-  services: { service: string; database: string; applied: string[] }[];
+  services: { service: string; database: string; applied: string[]; seeded: SeedSet[] }[];
+}
+
+/**
+ * How the migrate function builds a service's context to run its seeds: the service's own
+ * config parser over the variables a seed needs. Seeds never sign tokens, so the keys are
+ * throwaway ones; the database URL is the service's runtime role.
+ */
+const seedContexts: Record<string, { module: ServiceModule<never>; context(env: Record<string, string>): ServiceContext }> = {
+  auth: { module: authService as ServiceModule<never>, context: (env) => authContextFromConfig(readAuthConfig(env)) },
+  admin: { module: adminService as ServiceModule<never>, context: (env) => adminContextFromConfig(readAdminConfig(env)) },
+  profile: { module: profileService as ServiceModule<never>, context: (env) => profileContextFromConfig(readProfileConfig(env)) },
+  payments: { module: paymentsService as ServiceModule<never>, context: (env) => paymentsContextFromConfig(readPaymentsConfig(env)) },
+};
+
+/** The URL a service's runtime role connects with, on the admin URL's server. */
+export function runtimeUrl(adminUrl: string, roles: ServiceRoles, password: string): string {
+  const url = new URL(databaseUrl(adminUrl, roles.database));
+  url.username = roles.runtime;
+  url.password = password;
+  return url.toString();
+}
+
+async function seedService(options: MigrateStageOptions, roles: ServiceRoles, runtimePassword: string): Promise<SeedSet[]> {
+  const seeder = seedContexts[roles.service];
+  const sets = (options.seeds ?? []).filter((set) => seeder?.module.seeds[set]);
+  if (!seeder || sets.length === 0) return [];
+  const key = JSON.stringify(await generateSigningJwk());
+  const context = seeder.context({
+    STAGE: options.stage ?? "local",
+    LOG_LEVEL: "warn",
+    [`${roles.service.toUpperCase()}_DATABASE_URL`]: runtimeUrl(options.adminUrl, roles, runtimePassword),
+    DB_MAX_CONNECTIONS: "1",
+    ...(options.eventBusName ? { EVENT_BUS_NAME: options.eventBusName } : {}),
+    ...(options.neonWsProxy ? { NEON_WS_PROXY: options.neonWsProxy } : {}),
+    AUTH_SIGNING_KEY: key,
+    SERVICE_SIGNING_KEY: key,
+  });
+  try {
+    for (const set of sets) await seeder.module.seeds[set]!(context as never, { adminPassword: options.seedAdminPassword ?? "enclave-admin-dev" });
+  } finally {
+    await (await context.database()).close();
+  }
+  return sets;
 }
 
 /** The admin URL pointed at another database of the same server. */
@@ -77,14 +136,15 @@ export async function migrateStage(options: MigrateStageOptions): Promise<Migrat
       return database;
     };
     const results: MigrateStageResult["services"] = [];
-    for (const { roles } of plans) {
+    for (const { roles, runtimePassword } of plans) {
       const database = await databaseOf(roles);
       // The owner needs CREATE on a shared database before it can create its schema.
       if (options.topology === "single") await applyGrants(database.db, roles, options.topology);
       const { applied } = await migrateAsOwner(database.db, roles, join(options.migrationsDir, roles.service));
       await applyGrants(database.db, roles, options.topology);
-      log("info", "service migrated", { service: roles.service, database: roles.database, applied });
-      results.push({ service: roles.service, database: roles.database, applied });
+      const seeded = await seedService(options, roles, runtimePassword);
+      log("info", "service migrated", { service: roles.service, database: roles.database, applied, seeded });
+      results.push({ service: roles.service, database: roles.database, applied, seeded });
     }
     return { schema, services: results };
   } finally {
@@ -104,11 +164,21 @@ const migrateEnv = z.object({
   /** Tests only: namespace roles and databases on a shared server, reach it through a local proxy. */
   MIGRATE_ROLE_PREFIX: z.optional(z.string().check(z.regex(/^[a-z][a-z0-9_]{0,20}$/))),
   NEON_WS_PROXY: z.optional(z.string()),
+  /** Comma-separated seed sets: `essential`, `development`. */
+  MIGRATE_SEEDS: z._default(z.string().check(z.regex(/^((essential|development)(,(essential|development))*)?$/)), ""),
+  EVENT_BUS_NAME: z.optional(z.string().check(z.minLength(1))),
+  STAGE: z.optional(z.string()),
+  SEED_ADMIN_PASSWORD: z.optional(z.string().check(z.minLength(8))),
 });
 
 /** Options from the function's environment: `<SERVICE>_RUNTIME_PASSWORD` per service. */
 export function migrateOptionsFromEnv(env: Record<string, string | undefined>): MigrateStageOptions {
   const config = parseEnv(migrateEnv, env);
+  if (config.MIGRATE_DATABASE && config.MIGRATE_TOPOLOGY === "per-service") {
+    throw new ConfigError([
+      "migrate: MIGRATE_DATABASE names the one shared database of the single topology; with MIGRATE_TOPOLOGY=per-service each service has its own database, so leave it unset",
+    ]);
+  }
   const services = config.MIGRATE_SERVICES.split(",").map((name) => {
     const runtimePassword = env[`${name.toUpperCase()}_RUNTIME_PASSWORD`];
     if (!runtimePassword) throw new Error(`Invalid configuration:\n  - ${name.toUpperCase()}_RUNTIME_PASSWORD is required`);
@@ -123,6 +193,10 @@ export function migrateOptionsFromEnv(env: Record<string, string | undefined>): 
     migrationsDir: config.MIGRATIONS_DIR ?? join(config.LAMBDA_TASK_ROOT ?? process.cwd(), "migrations"),
     ...(config.MIGRATE_ROLE_PREFIX ? { rolePrefix: config.MIGRATE_ROLE_PREFIX } : {}),
     ...(config.NEON_WS_PROXY ? { neonWsProxy: config.NEON_WS_PROXY } : {}),
+    seeds: config.MIGRATE_SEEDS ? (config.MIGRATE_SEEDS.split(",") as SeedSet[]) : [],
+    ...(config.EVENT_BUS_NAME ? { eventBusName: config.EVENT_BUS_NAME } : {}),
+    ...(config.STAGE ? { stage: config.STAGE } : {}),
+    ...(config.SEED_ADMIN_PASSWORD ? { seedAdminPassword: config.SEED_ADMIN_PASSWORD } : {}),
   };
 }
 

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { apiGatewayEvent } from "@enclave/core/testing/aws-events";
@@ -7,6 +7,7 @@ import ts from "typescript";
 import { bundleFunction } from "./bundle";
 import { generatePrivateJwk } from "./keygen";
 import { entryFile, functionEnvironment, planDeployment, publicJwks, type ServiceDeployment } from "./plan";
+import { installPlatform } from "./platform";
 import { deployedServices } from "./services";
 
 /**
@@ -32,37 +33,13 @@ const fail = (message: string): never => {
   process.exit(1);
 };
 
-function bunBinary(): string {
-  const arch = process.arch === "arm64" ? "aarch64" : "x64";
-  const candidates = [
-    `node_modules/@oven/bun-${process.platform}-${arch}/bin/bun`,
-    `node_modules/@oven/bun-${process.platform}-${arch}-baseline/bin/bun`,
-    `node_modules/@oven/bun-${process.platform}-${arch}-musl/bin/bun`,
-    "node_modules/bun/bin/bun.exe",
-  ].map((path) => join(root, path));
-  for (const candidate of candidates) {
-    if (existsSync(candidate) && spawnSync(candidate, ["--version"]).status === 0) return candidate;
+function installAndReport() {
+  try {
+    const providers = installPlatform();
+    step(`platform installed: providers ${providers.map((p) => `${p.name}@${p.version}`).join(", ")}`);
+  } catch (error) {
+    fail((error as Error).message);
   }
-  return fail("no working Bun binary in node_modules (npm ci installs the bun package)");
-}
-
-function installPlatform() {
-  const home = mkdtempSync(join(tmpdir(), "enclave-sst-home-"));
-  const env = {
-    ...process.env,
-    HOME: home,
-    SST_SKIP_DEPENDENCY_CHECK: "1",
-    SST_TELEMETRY_DISABLED: "1",
-    SST_BUN_PATH: bunBinary(),
-    NO_COLOR: "1",
-  };
-  const sst = join(root, "node_modules", ".bin", "sst");
-  const result = spawnSync(sst, ["install", "--stage", "infra-check"], { cwd: root, env, encoding: "utf8" });
-  rmSync(home, { recursive: true, force: true });
-  if (result.status !== 0) fail(`sst install exited ${result.status}\n${result.stdout}\n${result.stderr}`);
-  if (!existsSync(join(root, ".sst/platform/config.d.ts"))) fail("sst install did not write .sst/platform/config.d.ts");
-  const providers = JSON.parse(readFileSync(join(root, ".sst/provider-lock.json"), "utf8")) as { name: string; version: string }[];
-  step(`platform installed: providers ${providers.map((p) => `${p.name}@${p.version}`).join(", ")}`);
 }
 
 /**
@@ -138,7 +115,7 @@ async function bundles() {
       mkdirSync(outdir);
       const { main } = await bundleFunction(join(root, fn.entry), outdir);
       const total = readdirSync(outdir)
-        .filter((file) => file.endsWith(".js"))
+        .filter((file) => file.endsWith(".mjs"))
         .reduce((sum, file) => sum + statSync(join(outdir, file)).size, 0);
       const deployment = deployedServices.find((d) => d.manifest.name === fn.service);
       const env = { PATH: process.env.PATH ?? "", ...(deployment ? environmentFor(deployment) : {}), LOG_LEVEL: "error" };
@@ -167,7 +144,7 @@ async function bundles() {
   step(`  sizes (entry chunk / whole package, minified): ${sizes.join(", ")}`);
 }
 
-installPlatform();
+installAndReport();
 typecheck("infra/tsconfig.json", "sst.config.ts + infra/ (SST platform types)");
 typecheck("infra/tsconfig.node.json", "infra/ plan, services, tests and scripts");
 await bundles();

@@ -11,7 +11,8 @@ export function scheduleServices(plan: DeploymentPlan, deployments: ServiceDeplo
     const deployment = deployments.find((d) => d.manifest.name === planned.service)!;
     const dlq = deadLetterQueue(`${planned.resource}Dlq`, deadLetterRetentionSeconds);
     const fn = serviceFunction(planned, deployment, context, { deadLetterQueue: dlq });
-    const cron = new sst.aws.CronV2(planned.resource, {
+    // Component names are unique across the app: the schedule is named after its function.
+    const cron = new sst.aws.CronV2(`${planned.resource}Schedule`, {
       function: fn.arn,
       schedule: planned.schedule,
       retries: retries.cronDeliveryAttempts,

@@ -4,9 +4,10 @@ import type { Secrets } from "./secrets";
 /**
  * The stage's Neon database: one Neon project for the app (created once, its id in
  * NEON_PROJECT_ID). Production uses the project's default branch; every other stage gets its own
- * branch of the parent (NEON_PARENT_BRANCH, default production's branch) with its own compute,
- * both deleted when the stage is removed. A branch starts as a copy of its parent's data, roles
- * and databases, so a preview stage runs against production-shaped data at no copy cost.
+ * branch of the parent (NEON_PARENT_BRANCH, default `seed`) with its own compute, both deleted
+ * when the stage is removed. A branch starts as a copy of its parent's data, roles and
+ * databases: the parent must hold no production data (a schema-only branch, or staging), and
+ * production's own branch is refused unless ENCLAVE_PREVIEW_FROM_PRODUCTION=yes.
  *
  * Databases and roles inside the branch are created in SQL by the migrate function (Neon's API
  * makes every role it creates a member of neon_superuser): here only the URLs are computed,
@@ -26,13 +27,22 @@ export function createDatabase(settings: StageSettings, services: string[], secr
     branchId = project.defaultBranchId;
     host = project.databaseHost;
   } else {
-    const parentId = settings.parentBranch
-      ? neon.getBranchesOutput({ projectId }, { provider }).branches.apply((branches) => {
-          const parent = branches.find((b) => b.name === settings.parentBranch);
-          if (!parent) throw new Error(`NEON_PARENT_BRANCH "${settings.parentBranch}" is not a branch of project ${projectId}`);
-          return parent.id;
-        })
-      : project.defaultBranchId;
+    const parentId = $resolve({ branches: neon.getBranchesOutput({ projectId }, { provider }).branches, defaultBranchId: project.defaultBranchId }).apply(
+      ({ branches, defaultBranchId }) => {
+        const parent = branches.find((b) => b.name === settings.parentBranch);
+        if (!parent) {
+          throw new Error(
+            `Neon branch "${settings.parentBranch}" (NEON_PARENT_BRANCH) is not a branch of project ${projectId}: create it once without production data (docs/DEPLOY.md, "Preview data")`,
+          );
+        }
+        if ((parent.id === defaultBranchId || parent.primary) && !settings.copyProductionData) {
+          throw new Error(
+            `stage ${settings.stage} would branch from production's branch "${parent.name}" and copy its personal data: set NEON_PARENT_BRANCH to a branch without it, or ENCLAVE_PREVIEW_FROM_PRODUCTION=yes to copy it deliberately`,
+          );
+        }
+        return parent.id;
+      },
+    );
     const branch = new neon.Branch("DatabaseBranch", { projectId, parentId, name: settings.stage }, { provider });
     const endpoint = new neon.Endpoint(
       "DatabaseEndpoint",

@@ -19,8 +19,8 @@ export async function deploy() {
 
   const secrets = createSecrets();
   const database = createDatabase(settings, plan.services, secrets);
-  const migrations = createMigrations(database, plan.services, settings.topology, settings.singleDatabase);
   const bus = createBus();
+  const migrations = createMigrations(database, plan.services, settings, bus);
   const api = createApi();
 
   const context: FunctionContext = {

@@ -1,20 +1,28 @@
 import type { StageDatabase } from "./database";
-import { architecture, defaultSizing, nodejs, runtime } from "./plan";
+import { architecture, defaultSizing, nodejs, runtime, type StageSettings } from "./plan";
 
 /**
- * The migrate function and its invocation on every deploy. `aws.lambda.Invocation` invokes only
+ * The migrate function and its invocation on every deploy: roles, databases, migrations, then
+ * the stage's seed sets (settings.seeds). `aws.lambda.Invocation` invokes only
  * when it is created or its inputs change: the `deployedAt` trigger changes on every deploy, so
  * it runs every time. A migration that fails makes the invocation fail, and the deploy with it.
  * Service functions take the resulting schema digest as a variable, so they are updated only
  * after the migrations succeeded.
  */
-export function createMigrations(database: StageDatabase, services: string[], topology: "per-service" | "single", singleDatabase: string) {
+export function createMigrations(database: StageDatabase, services: string[], settings: StageSettings, bus: sst.aws.Bus) {
+  const { topology, singleDatabase } = settings;
   const environment: Record<string, $util.Input<string>> = {
+    STAGE: $app.stage,
     MIGRATE_ADMIN_URL: database.adminUrl,
     MIGRATE_TOPOLOGY: topology,
-    MIGRATE_DATABASE: singleDatabase,
     MIGRATE_SERVICES: services.join(","),
+    MIGRATE_SEEDS: settings.seeds.join(","),
+    // Seeds publish their events (the development administrator's user.registered, ...).
+    EVENT_BUS_NAME: bus.name,
   };
+  // Only the single topology names one database; per service, each service's database is named
+  // after it, as the runtime URLs (database.ts) say.
+  if (topology === "single") environment.MIGRATE_DATABASE = singleDatabase;
   for (const service of services) environment[`${service.toUpperCase()}_RUNTIME_PASSWORD`] = database.services[service]!.password;
 
   const fn = new sst.aws.Function("Migrate", {
@@ -27,6 +35,7 @@ export function createMigrations(database: StageDatabase, services: string[], to
     nodejs,
     copyFiles: [{ from: "migrations", to: "migrations" }],
     environment,
+    link: [bus],
     // Invoked synchronously by the deploy: no retries, and never proxied to a laptop by `sst dev`.
     retries: 0,
     dev: false,

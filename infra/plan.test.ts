@@ -198,7 +198,7 @@ describe("function environment", () => {
 
 describe("stages and databases", () => {
   test("production uses the default branch; other stages branch from a configurable parent", () => {
-    expect(stageSettings("production", {})).toMatchObject({ production: true, topology: "per-service", parentBranch: undefined });
+    expect(stageSettings("production", {})).toMatchObject({ production: true, topology: "per-service", seeds: ["essential"] });
     expect(stageSettings("pr-12", { NEON_PARENT_BRANCH: "seed", NEON_PROJECT_ID: "p-1" })).toMatchObject({
       production: false,
       parentBranch: "seed",
@@ -209,6 +209,22 @@ describe("stages and databases", () => {
     expect(stageSettings("pr-3", {}).cronsEnabled).toBe(true);
     expect(stageSettings("pr-3", { ENCLAVE_CRONS: "off" }).cronsEnabled).toBe(false);
     expect(() => stageSettings("pr-3", { ENCLAVE_CRONS: "sometimes" })).toThrow(/on or off/);
+  });
+
+  test("preview stages start from a branch without production data, and only an explicit setting copies it", () => {
+    expect(stageSettings("pr-3", {})).toMatchObject({ parentBranch: "seed", copyProductionData: false });
+    expect(stageSettings("pr-3", { ENCLAVE_PREVIEW_FROM_PRODUCTION: "yes" }).copyProductionData).toBe(true);
+    expect(() => stageSettings("pr-3", { ENCLAVE_PREVIEW_FROM_PRODUCTION: "sure" })).toThrow(/yes or no/);
+  });
+
+  test("seed sets: development on previews and dev, essential elsewhere, never development on production", () => {
+    expect(stageSettings("pr-3", {}).seeds).toEqual(["essential", "development"]);
+    expect(stageSettings("dev", {}).seeds).toEqual(["essential", "development"]);
+    expect(stageSettings("staging", {}).seeds).toEqual(["essential"]);
+    expect(stageSettings("pr-3", { ENCLAVE_SEED: "essential" }).seeds).toEqual(["essential"]);
+    expect(stageSettings("staging", { ENCLAVE_SEED: "development" }).seeds).toEqual(["essential", "development"]);
+    expect(() => stageSettings("production", { ENCLAVE_SEED: "development" })).toThrow(/refused on production/);
+    expect(() => stageSettings("pr-3", { ENCLAVE_SEED: "everything" })).toThrow(/essential or development/);
   });
 
   test("infra names databases and roles exactly as the migrate function does", () => {

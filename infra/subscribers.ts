@@ -23,6 +23,9 @@ export function subscribeServices(bus: sst.aws.Bus, plan: DeploymentPlan, deploy
         },
       },
     });
+    // Only the rule is read: lifting `subscriber.nodes` would walk every node, and the function
+    // node of a subscriber given an ARN throws when read.
+    const ruleArn = subscriber.apply((s) => s.nodes.rule.arn);
     // EventBridge itself writes to the queue when it cannot deliver: allow this rule only.
     new aws.sqs.QueuePolicy(`${planned.resource}DlqPolicy`, {
       queueUrl: dlq.url,
@@ -34,7 +37,7 @@ export function subscribeServices(bus: sst.aws.Bus, plan: DeploymentPlan, deploy
             Principal: { Service: "events.amazonaws.com" },
             Action: "sqs:SendMessage",
             Resource: dlq.arn,
-            Condition: { ArnEquals: { "aws:SourceArn": subscriber.nodes.rule.arn } },
+            Condition: { ArnEquals: { "aws:SourceArn": ruleArn } },
           },
         ],
       }),

@@ -16,10 +16,24 @@ export interface EventBridgeBusOptions {
  * Publishes with PutEvents: at most 10 entries a call; after a partial failure only the failed
  * entries are sent again. The SDK (~470 KB) is imported on first publish, not at cold start.
  */
+type EventBridgeSdk = typeof import("@aws-sdk/client-eventbridge");
+
+/**
+ * The SDK's named exports however it was bundled. An ESM bundle that resolves the package to
+ * its CommonJS build turns `import()` into a chunk whose only export is `default` (the
+ * `module.exports` object); Node and a bundle of the ESM build give named exports.
+ */
+export function namedExports(module: EventBridgeSdk | { default: EventBridgeSdk }): EventBridgeSdk {
+  if ("EventBridgeClient" in module && typeof module.EventBridgeClient === "function") return module;
+  const commonJs = (module as { default?: EventBridgeSdk }).default;
+  if (commonJs && typeof commonJs.EventBridgeClient === "function") return commonJs;
+  throw new Error("@aws-sdk/client-eventbridge has no EventBridgeClient export in this build");
+}
+
 export function eventBridgeBus(options: EventBridgeBusOptions): EventBus {
   let loaded: Promise<{ client: EventBridgeClient; PutEventsCommand: typeof import("@aws-sdk/client-eventbridge").PutEventsCommand }> | undefined;
   const load = () => {
-    loaded ??= import("@aws-sdk/client-eventbridge").then((sdk) => ({
+    loaded ??= import("@aws-sdk/client-eventbridge").then(namedExports).then((sdk) => ({
       client:
         options.client ??
         new sdk.EventBridgeClient({

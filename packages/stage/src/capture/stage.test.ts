@@ -1,0 +1,165 @@
+import { createHash } from "node:crypto";
+import { readFileSync, rmSync } from "node:fs";
+import { authManifest } from "@enclave/auth/manifest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { deployedServices } from "../../../../infra/services";
+import type { StageFunction, StageModel } from "./model";
+import { type CapturedStage, captureStageModel } from "./stage";
+
+/**
+ * The real sst.config.ts, run under Pulumi's mocks: these tests read what a deploy would create,
+ * not infra/'s plan of it.
+ */
+
+const manifests = deployedServices.map((d) => d.manifest);
+const captured: CapturedStage[] = [];
+const capture = async (...args: Parameters<typeof captureStageModel>) => {
+  const result = await captureStageModel(...args);
+  captured.push(result);
+  return result;
+};
+afterAll(() => {
+  for (const { work } of captured) rmSync(work, { recursive: true, force: true });
+});
+
+const environmentOf = (model: StageModel, component: string): Record<string, string> => {
+  const fn = model.functions.find((f) => f.component === component);
+  if (!fn) throw new Error(`no function ${component}`);
+  return fn.environment;
+};
+const serviceOf = (fn: StageFunction) => manifests.find((m) => fn.component.toLowerCase().startsWith(m.name))?.name;
+
+describe("a preview stage, a database per service", () => {
+  let model: StageModel;
+  beforeAll(async () => {
+    ({ model } = await capture({ stage: "pr-42" }));
+  }, 120_000);
+
+  test("the program runs with no program error", () => {
+    expect(model.errors).toEqual([]);
+    expect(model.resourceCount).toBeGreaterThan(150);
+  });
+
+  test("the migrate function creates exactly the databases and roles the functions connect to", () => {
+    const migrate = environmentOf(model, "Migrate");
+    expect(migrate.MIGRATE_TOPOLOGY).toBe("per-service");
+    expect(migrate.MIGRATE_DATABASE).toBeUndefined();
+    expect(migrate.MIGRATE_SERVICES?.split(",")).toEqual(manifests.map((m) => m.name));
+    for (const fn of model.functions.filter((f) => f.component !== "Migrate")) {
+      const service = serviceOf(fn)!;
+      const urls = Object.entries(fn.environment).filter(([name]) => name.endsWith("_DATABASE_URL"));
+      // Only its own database: no function can reach another service's data.
+      expect(
+        urls.map(([name]) => name),
+        fn.component,
+      ).toEqual([`${service.toUpperCase()}_DATABASE_URL`]);
+      const url = new URL(urls[0]![1]);
+      expect(url.pathname, fn.component).toBe(`/${service}`);
+      expect(url.username).toBe(`${service}_app`);
+      expect(decodeURIComponent(url.password)).toBe(migrate[`${service.toUpperCase()}_RUNTIME_PASSWORD`]);
+      expect(url.hostname).toMatch(/-pooler\..*\.neon\.tech$/);
+    }
+  });
+
+  test("the branch starts from the schema-only seed branch, never production's", () => {
+    expect(model.neon.branch).toEqual({ name: "pr-42", parentId: "br-twin-seed" });
+  });
+
+  test("the migrate function seeds the essential and development sets, once per deploy, and may publish", () => {
+    const migrate = environmentOf(model, "Migrate");
+    expect(migrate.MIGRATE_SEEDS).toBe("essential,development");
+    expect(migrate.EVENT_BUS_NAME).toBe(model.bus.name);
+    expect(model.invocations).toHaveLength(1);
+    expect(model.invocations[0]!.functionName).toBe(model.functions.find((f) => f.component === "Migrate")!.name);
+    expect(Object.keys(model.invocations[0]!.triggers)).toEqual(["deployedAt"]);
+  });
+
+  test("every prefix is routed to its service's API function, as payload 2.0", () => {
+    for (const manifest of manifests) {
+      for (const routeKey of [`ANY ${manifest.prefix}`, `ANY ${manifest.prefix}/{proxy+}`]) {
+        const route = model.routes.find((r) => r.routeKey === routeKey);
+        expect(route, routeKey).toBeDefined();
+        const fn = model.functions.find((f) => f.name === route!.functionName)!;
+        expect(fn.handler).toBe("api.handler");
+        expect(serviceOf(fn)).toBe(manifest.name);
+        expect(route!.payloadFormatVersion).toBe("2.0");
+      }
+    }
+    expect(model.routes).toHaveLength(manifests.length * 2);
+  });
+
+  test("every subscription is a rule with the manifest's pattern, retries and a dead-letter queue", () => {
+    const subscriptions = manifests.flatMap((m) => m.subscriptions.map((s) => ({ service: m.name, ...s })));
+    expect(model.rules).toHaveLength(subscriptions.length);
+    const queues = new Set(model.queues.map((q) => q.arn));
+    for (const subscription of subscriptions) {
+      const rule = model.rules.find((r) => JSON.parse(r.eventPattern) && r.eventPattern === JSON.stringify(subscription.pattern));
+      expect(rule, subscription.name).toBeDefined();
+      expect(rule!.busName).toBe(model.bus.name);
+      const [target] = rule!.targets;
+      expect(target?.deadLetterArn && queues.has(target.deadLetterArn)).toBe(true);
+      const fn = model.functions.find((f) => f.name === target!.functionName)!;
+      expect(fn.component.toLowerCase()).toContain(subscription.name.replaceAll("-", ""));
+      expect(fn.asyncInvoke?.maximumRetryAttempts).toBe(2);
+      expect(queues.has(fn.asyncInvoke!.onFailureDestination!)).toBe(true);
+    }
+  });
+
+  test("every cron is a schedule of its own function, with a dead-letter queue", () => {
+    const crons = manifests.flatMap((m) => m.crons);
+    expect(model.schedules).toHaveLength(crons.length);
+    for (const schedule of model.schedules) {
+      expect(schedule.enabled).toBe(true);
+      expect(crons.map((c) => c.schedule)).toContain(schedule.expression);
+      expect(model.queues.map((q) => q.arn)).toContain(schedule.deadLetterArn);
+    }
+    // One function per schedule: no two schedules share a function name.
+    expect(new Set(model.schedules.map((s) => s.functionName)).size).toBe(model.schedules.length);
+  });
+
+  test("each function's package is the zip the deploy uploads, named by its SHA-256", () => {
+    for (const fn of model.functions) {
+      expect(createHash("sha256").update(readFileSync(fn.codeZip)).digest("hex"), fn.component).toBe(fn.codeSha256);
+    }
+  });
+
+  test("only auth signs user tokens and only callers of other services sign service tokens", () => {
+    for (const fn of model.functions.filter((f) => f.component !== "Migrate")) {
+      expect("AUTH_SIGNING_KEY" in fn.environment, fn.component).toBe(serviceOf(fn) === authManifest.name);
+      expect("SERVICE_SIGNING_KEY" in fn.environment, fn.component).toBe(serviceOf(fn) === "payments");
+      expect(fn.environment.AUTH_PUBLIC_JWKS).not.toContain('"d"');
+    }
+  });
+});
+
+describe("other stages and settings", () => {
+  test("single topology: every service in the one database, each as its own role", async () => {
+    const { model } = await capture({ stage: "pr-43", topology: "single" });
+    expect(model.errors).toEqual([]);
+    const migrate = environmentOf(model, "Migrate");
+    expect(migrate).toMatchObject({ MIGRATE_TOPOLOGY: "single", MIGRATE_DATABASE: "enclave" });
+    for (const manifest of manifests) {
+      const url = new URL(
+        environmentOf(model, `${manifest.name[0]!.toUpperCase()}${manifest.name.slice(1)}Api`)[`${manifest.name.toUpperCase()}_DATABASE_URL`]!,
+      );
+      expect(url.pathname).toBe("/enclave");
+      expect(url.username).toBe(`${manifest.name}_app`);
+    }
+  }, 120_000);
+
+  test("production: the project's own branch, the essential seed only, retained and protected", async () => {
+    const { model } = await capture({ stage: "production" });
+    expect(model.errors).toEqual([]);
+    expect(model.neon.branch).toBeUndefined();
+    expect(environmentOf(model, "Migrate").MIGRATE_SEEDS).toBe("essential");
+    expect(model.app).toMatchObject({ removal: "retain", protect: true });
+  }, 120_000);
+
+  test("a preview branched from production's data fails the deploy unless asked for explicitly", async () => {
+    const refused = await capture({ stage: "pr-44", settings: { NEON_PARENT_BRANCH: "main" } });
+    expect(refused.model.errors.join("\n")).toMatch(/copy its personal data/);
+    const allowed = await capture({ stage: "pr-44", settings: { NEON_PARENT_BRANCH: "main", ENCLAVE_PREVIEW_FROM_PRODUCTION: "yes" } });
+    expect(allowed.model.errors).toEqual([]);
+    expect(allowed.model.neon.branch?.parentId).toBe("br-twin-main");
+  }, 120_000);
+});
