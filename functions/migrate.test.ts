@@ -58,16 +58,15 @@ describe("migrate function configuration", () => {
     });
   });
 
-  test("reads the seed sets and where seeds publish", () => {
+  test("reads the seed sets", () => {
     const options = migrateOptionsFromEnv({
       MIGRATE_ADMIN_URL: "postgres://a@h/db",
       MIGRATE_SERVICES: "auth",
       AUTH_RUNTIME_PASSWORD: "x".repeat(30),
       MIGRATE_SEEDS: "essential,development",
-      EVENT_BUS_NAME: "enclave-pr-1-bus",
       STAGE: "pr-1",
     });
-    expect(options).toMatchObject({ seeds: ["essential", "development"], eventBusName: "enclave-pr-1-bus", stage: "pr-1" });
+    expect(options).toMatchObject({ seeds: ["essential", "development"], stage: "pr-1" });
     expect(() =>
       migrateOptionsFromEnv({ MIGRATE_ADMIN_URL: "postgres://a@h/db", MIGRATE_SERVICES: "auth", AUTH_RUNTIME_PASSWORD: "x".repeat(30), MIGRATE_SEEDS: "all" }),
     ).toThrow(/MIGRATE_SEEDS/);

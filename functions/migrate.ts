@@ -9,6 +9,7 @@ import { ConfigError, parseEnv } from "@enclave/core/config";
 import { type Database, openDatabase, rowsOf } from "@enclave/core/db/index";
 import { readMigrations } from "@enclave/core/db/migrate";
 import { applyGrants, ensureDatabase, ensureRoles, migrateAsOwner, type ServiceRoles, serviceRoles, type Topology, topologies } from "@enclave/core/db/roles";
+import type { EventBus } from "@enclave/core/events/bus";
 import { log } from "@enclave/core/log";
 import { paymentsContextFromConfig, paymentsService } from "@enclave/payments";
 import { readPaymentsConfig } from "@enclave/payments/config";
@@ -40,8 +41,6 @@ export interface MigrateStageOptions {
   neonWsProxy?: string;
   /** Seed sets to apply after migrating, as each service's runtime role. */
   seeds?: SeedSet[];
-  /** Where seeds publish their events (the stage's bus); without it they wait in the outbox for the sweeper. */
-  eventBusName?: string;
   stage?: string;
   /** The development administrator's password (SEED_ADMIN_PASSWORD). */
   seedAdminPassword?: string;
@@ -65,6 +64,12 @@ const seedContexts: Record<string, { module: ServiceModule<never>; context(env: 
   payments: { module: paymentsService as ServiceModule<never>, context: (env) => paymentsContextFromConfig(readPaymentsConfig(env)) },
 };
 
+const outboxOnly: EventBus = {
+  async publish(entries) {
+    return { failed: entries.map((entry) => ({ id: entry.detail.id, error: "seed events are published by the outbox sweeper after the deploy" })) };
+  },
+};
+
 /** The URL a service's runtime role connects with, on the admin URL's server. */
 export function runtimeUrl(adminUrl: string, roles: ServiceRoles, password: string): string {
   const url = new URL(databaseUrl(adminUrl, roles.database));
@@ -83,13 +88,15 @@ async function seedService(options: MigrateStageOptions, roles: ServiceRoles, ru
     LOG_LEVEL: "warn",
     [`${roles.service.toUpperCase()}_DATABASE_URL`]: runtimeUrl(options.adminUrl, roles, runtimePassword),
     DB_MAX_CONNECTIONS: "1",
-    ...(options.eventBusName ? { EVENT_BUS_NAME: options.eventBusName } : {}),
     ...(options.neonWsProxy ? { NEON_WS_PROXY: options.neonWsProxy } : {}),
     AUTH_SIGNING_KEY: key,
     SERVICE_SIGNING_KEY: key,
   });
+  // The deploy runs this before it creates the stage's bus rules (they target functions that
+  // wait for this migration), so seed events stay in the outbox and the sweeper publishes them.
+  const seedContext = { ...context, bus: outboxOnly };
   try {
-    for (const set of sets) await seeder.module.seeds[set]!(context as never, { adminPassword: options.seedAdminPassword ?? "enclave-admin-dev" });
+    for (const set of sets) await seeder.module.seeds[set]!(seedContext as never, { adminPassword: options.seedAdminPassword ?? "enclave-admin-dev" });
   } finally {
     await (await context.database()).close();
   }
@@ -166,7 +173,6 @@ const migrateEnv = z.object({
   NEON_WS_PROXY: z.optional(z.string()),
   /** Comma-separated seed sets: `essential`, `development`. */
   MIGRATE_SEEDS: z._default(z.string().check(z.regex(/^((essential|development)(,(essential|development))*)?$/)), ""),
-  EVENT_BUS_NAME: z.optional(z.string().check(z.minLength(1))),
   STAGE: z.optional(z.string()),
   SEED_ADMIN_PASSWORD: z.optional(z.string().check(z.minLength(8))),
 });
@@ -194,7 +200,6 @@ export function migrateOptionsFromEnv(env: Record<string, string | undefined>): 
     ...(config.MIGRATE_ROLE_PREFIX ? { rolePrefix: config.MIGRATE_ROLE_PREFIX } : {}),
     ...(config.NEON_WS_PROXY ? { neonWsProxy: config.NEON_WS_PROXY } : {}),
     seeds: config.MIGRATE_SEEDS ? (config.MIGRATE_SEEDS.split(",") as SeedSet[]) : [],
-    ...(config.EVENT_BUS_NAME ? { eventBusName: config.EVENT_BUS_NAME } : {}),
     ...(config.STAGE ? { stage: config.STAGE } : {}),
     ...(config.SEED_ADMIN_PASSWORD ? { seedAdminPassword: config.SEED_ADMIN_PASSWORD } : {}),
   };

@@ -20,7 +20,7 @@ export async function deploy() {
   const secrets = createSecrets();
   const database = createDatabase(settings, plan.services, secrets);
   const bus = createBus();
-  const migrations = createMigrations(database, plan.services, settings, bus);
+  const migrations = createMigrations(database, plan.services, settings);
   const api = createApi();
 
   const context: FunctionContext = {

@@ -9,16 +9,15 @@ import { architecture, defaultSizing, nodejs, runtime, type StageSettings } from
  * Service functions take the resulting schema digest as a variable, so they are updated only
  * after the migrations succeeded.
  */
-export function createMigrations(database: StageDatabase, services: string[], settings: StageSettings, bus: sst.aws.Bus) {
+export function createMigrations(database: StageDatabase, services: string[], settings: StageSettings) {
   const { topology, singleDatabase } = settings;
   const environment: Record<string, $util.Input<string>> = {
     STAGE: $app.stage,
     MIGRATE_ADMIN_URL: database.adminUrl,
     MIGRATE_TOPOLOGY: topology,
     MIGRATE_SERVICES: services.join(","),
+    // Seed events wait in each service's outbox; the sweepers publish them once the rules exist.
     MIGRATE_SEEDS: settings.seeds.join(","),
-    // Seeds publish their events (the development administrator's user.registered, ...).
-    EVENT_BUS_NAME: bus.name,
   };
   // Only the single topology names one database; per service, each service's database is named
   // after it, as the runtime URLs (database.ts) say.
@@ -35,7 +34,6 @@ export function createMigrations(database: StageDatabase, services: string[], se
     nodejs,
     copyFiles: [{ from: "migrations", to: "migrations" }],
     environment,
-    link: [bus],
     // Invoked synchronously by the deploy: no retries, and never proxied to a laptop by `sst dev`.
     retries: 0,
     dev: false,

@@ -24,6 +24,8 @@ export interface TwinNetwork {
   neonProxyPort: number;
   /** `http://127.0.0.1:<port>` of the local EventBridge endpoint. */
   eventBridgeEndpoint?: string;
+  /** The stage's own public origins (its API Gateway URL) and where they are served on this machine. */
+  apiOrigins?: Record<string, string>;
 }
 
 /** What one invocation came to, as Lambda reports it. */

@@ -100,7 +100,11 @@ export async function runUnderMocks(options: {
     outputs: {},
     errors: [],
   };
-  const report = (error: unknown) => document.errors.push(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+  // One failure surfaces once per output that depends on it: report each message once.
+  const report = (error: unknown) => {
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    if (!document.errors.includes(message)) document.errors.push(message);
+  };
   let written = false;
   const finish = () => {
     if (written) return;

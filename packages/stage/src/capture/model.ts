@@ -106,6 +106,39 @@ const ofType = (capture: Capture, type: string) =>
 
 const lambdaArnName = (arn: string) => arn.split(":function:")[1]?.split(":")[0] ?? arn;
 
+type AsyncInvoke = NonNullable<StageFunction["asyncInvoke"]>;
+
+/** A captured `aws.lambda.Function` (inputs as captured, secrets wrapped or not) as the twin runs it. */
+export function stageFunction(resource: CapturedResource, work: string, invokeConfigs: ReadonlyMap<string, AsyncInvoke> = new Map()): StageFunction {
+  const inputs = unwrap(resource.inputs) as {
+    name: string;
+    handler: string;
+    runtime: string;
+    architectures?: string[];
+    memorySize?: number;
+    timeout?: number;
+    environment?: { variables?: Record<string, string> };
+    s3Key?: string;
+  };
+  const key = /^assets\/(.+)-code-([0-9a-f]{64})\.zip$/.exec(inputs.s3Key ?? "");
+  if (!key) throw new Error(`function ${resource.name}: no code package in the capture (s3Key ${inputs.s3Key})`);
+  const asyncInvoke = invokeConfigs.get(inputs.name);
+  return {
+    name: inputs.name,
+    component: key[1]!,
+    arn: String(unwrap(resource.state).arn),
+    handler: inputs.handler,
+    runtime: inputs.runtime,
+    architecture: inputs.architectures?.[0] ?? "x86_64",
+    memoryMb: inputs.memorySize ?? 128,
+    timeoutSeconds: inputs.timeout ?? 3,
+    environment: inputs.environment?.variables ?? {},
+    codeZip: join(work, "artifacts", key[1]!, "code.zip"),
+    codeSha256: key[2]!,
+    ...(asyncInvoke ? { asyncInvoke } : {}),
+  };
+}
+
 export function stageModel(capture: Capture, work: string): StageModel {
   const invokeConfigs = new Map(
     ofType(capture, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").map((r) => {
@@ -126,35 +159,7 @@ export function stageModel(capture: Capture, work: string): StageModel {
     }),
   );
 
-  const functions = ofType(capture, "aws:lambda/function:Function").map((r): StageFunction => {
-    const inputs = r.inputs as {
-      name: string;
-      handler: string;
-      runtime: string;
-      architectures?: string[];
-      memorySize?: number;
-      timeout?: number;
-      environment?: { variables?: Record<string, string> };
-      s3Key?: string;
-    };
-    const key = /^assets\/(.+)-code-([0-9a-f]{64})\.zip$/.exec(inputs.s3Key ?? "");
-    if (!key) throw new Error(`function ${r.name}: no code package in the capture (s3Key ${inputs.s3Key})`);
-    const asyncInvoke = invokeConfigs.get(inputs.name);
-    return {
-      name: inputs.name,
-      component: key[1]!,
-      arn: String(r.state.arn),
-      handler: inputs.handler,
-      runtime: inputs.runtime,
-      architecture: inputs.architectures?.[0] ?? "x86_64",
-      memoryMb: inputs.memorySize ?? 128,
-      timeoutSeconds: inputs.timeout ?? 3,
-      environment: inputs.environment?.variables ?? {},
-      codeZip: join(work, "artifacts", key[1]!, "code.zip"),
-      codeSha256: key[2]!,
-      ...(asyncInvoke ? { asyncInvoke } : {}),
-    };
-  });
+  const functions = ofType(capture, "aws:lambda/function:Function").map((r) => stageFunction(r, work, invokeConfigs));
 
   const integrations = new Map(
     ofType(capture, "aws:apigatewayv2/integration:Integration").map((r) => {

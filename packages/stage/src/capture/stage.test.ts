@@ -65,10 +65,9 @@ describe("a preview stage, a database per service", () => {
     expect(model.neon.branch).toEqual({ name: "pr-42", parentId: "br-twin-seed" });
   });
 
-  test("the migrate function seeds the essential and development sets, once per deploy, and may publish", () => {
+  test("the migrate function seeds the essential and development sets, once per deploy", () => {
     const migrate = environmentOf(model, "Migrate");
     expect(migrate.MIGRATE_SEEDS).toBe("essential,development");
-    expect(migrate.EVENT_BUS_NAME).toBe(model.bus.name);
     expect(model.invocations).toHaveLength(1);
     expect(model.invocations[0]!.functionName).toBe(model.functions.find((f) => f.component === "Migrate")!.name);
     expect(Object.keys(model.invocations[0]!.triggers)).toEqual(["deployedAt"]);

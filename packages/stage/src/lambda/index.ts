@@ -1,0 +1,2 @@
+export { type DeployedFunction, type DeployOptions, deployFunction } from "./deploy";
+export { unpackZip } from "./zip";

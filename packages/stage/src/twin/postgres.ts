@@ -1,0 +1,140 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+
+/**
+ * The twin's Neon project: a PostgreSQL server of its own, made for one twin and removed with
+ * it, so a stage's roles and databases (cluster-wide names like `auth_app`) never meet another
+ * twin's, a developer's or the test suite's. It starts as a Neon branch does: an owner role
+ * with CREATEROLE and CREATEDB (not a superuser) and its database `neondb`; password
+ * authentication (SCRAM) on TCP, so a wrong runtime-role password fails as on Neon.
+ */
+
+export interface TwinPostgres {
+  host: string;
+  port: number;
+  owner: { user: string; password: string; database: string };
+  /** The superuser `postgres` connects over this socket directory (trust): tests inspect the stage with it. */
+  socket: string;
+  stop(): Promise<void>;
+}
+
+/** The directory holding `initdb` and `postgres`, or undefined on a machine without them. */
+export function postgresBinaries(): string | undefined {
+  try {
+    const bindir = execFileSync("pg_config", ["--bindir"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    if (existsSync(join(bindir, "initdb"))) return bindir;
+  } catch {
+    // Debian keeps the server binaries out of PATH.
+  }
+  const root = "/usr/lib/postgresql";
+  if (!existsSync(root)) return undefined;
+  const versions = readdirSync(root)
+    .filter((v) => existsSync(join(root, v, "bin", "initdb")))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions[0] ? join(root, versions[0], "bin") : undefined;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** PostgreSQL refuses to run as root: under root the server runs as the `postgres` user. */
+function asServerUser(command: string, args: string[]): [string, string[]] {
+  return process.getuid?.() === 0 ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, args];
+}
+
+export async function startTwinPostgres(options: { ownerPassword: string }): Promise<TwinPostgres> {
+  const bin = postgresBinaries();
+  if (!bin) throw new Error("the stage twin needs the PostgreSQL server binaries (initdb, postgres): apt-get install postgresql");
+  const dir = mkdtempSync(join(tmpdir(), "enclave-twin-pg-"));
+  const data = join(dir, "data");
+  const socket = join(dir, "socket");
+  mkdirSync(socket);
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
+    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim());
+    chownSync(dir, uid, gid);
+    chownSync(socket, uid, gid);
+  }
+  const [initdb, initArgs] = asServerUser(join(bin, "initdb"), [
+    "-D",
+    data,
+    "-U",
+    "postgres",
+    "--auth-local=trust",
+    "--auth-host=scram-sha-256",
+    "--no-sync",
+    "-E",
+    "UTF8",
+    "--locale=C",
+  ]);
+  execFileSync(initdb, initArgs, { stdio: "ignore" });
+  const port = await freePort();
+  const [postgres, serverArgs] = asServerUser(join(bin, "postgres"), [
+    "-D",
+    data,
+    "-p",
+    String(port),
+    "-k",
+    socket,
+    "-c",
+    "listen_addresses=127.0.0.1",
+    "-c",
+    "fsync=off",
+    "-c",
+    "synchronous_commit=off",
+    "-c",
+    "full_page_writes=off",
+    "-c",
+    "max_connections=200",
+  ]);
+  const server: ChildProcess = spawn(postgres, serverArgs, { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  server.stderr?.on("data", (chunk) => (log = (log + chunk).slice(-4000)));
+  let admin: pg.Client;
+  for (let attempt = 0; ; attempt++) {
+    admin = new pg.Client({ host: socket, port, user: "postgres", database: "postgres" });
+    try {
+      await admin.connect();
+      break;
+    } catch (error) {
+      if (attempt > 100 || server.exitCode !== null) throw new Error(`the twin's PostgreSQL did not start: ${(error as Error).message}\n${log}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  const owner = { user: "neondb_owner", password: options.ownerPassword, database: "neondb" };
+  try {
+    await admin.query(`create role ${owner.user} login createrole createdb password '${owner.password.replaceAll("'", "''")}'`);
+    await admin.query(`create database ${owner.database} owner ${owner.user}`);
+  } finally {
+    await admin.end();
+  }
+  writeFileSync(join(dir, "README"), "A stage twin's PostgreSQL server; removed when the twin stops.\n");
+  return {
+    host: "127.0.0.1",
+    port,
+    owner,
+    socket,
+    async stop() {
+      if (server.exitCode === null) {
+        const exited = new Promise((resolve) => server.once("exit", resolve));
+        // SIGINT: PostgreSQL's fast shutdown (disconnects clients, no waiting on them).
+        server.kill("SIGINT");
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+        if (server.exitCode === null) server.kill("SIGKILL");
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
