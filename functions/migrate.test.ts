@@ -286,7 +286,7 @@ describe.skipIf(!testServerUrl)("the migrate function as deployed: its bundle, o
   test("the bundle, with migrations copied beside it and no node_modules, migrates every service", async () => {
     // Built exactly as the deployment builds it (infra/plan.ts), migrations copied as copyFiles does.
     const task = mkdtempSync(join(tmpdir(), "enclave-migrate-bundle-"));
-    await bundleFunction(resolve(import.meta.dirname, "migrate.ts"), task);
+    const { main } = await bundleFunction(resolve(import.meta.dirname, "migrate.ts"), task);
     cpSync(migrationsRoot(), join(task, "migrations"), { recursive: true });
 
     const proxy = await startNeonProxy();
@@ -303,7 +303,7 @@ describe.skipIf(!testServerUrl)("the migrate function as deployed: its bundle, o
         LOG_LEVEL: "error",
         ...Object.fromEntries(services.map((s) => [`${s.toUpperCase()}_RUNTIME_PASSWORD`, password()])),
       };
-      const script = `import(${JSON.stringify(join(task, "migrate.js"))}).then((m) => m.handler()).then((r) => process.stdout.write("\\n" + JSON.stringify(r)))`;
+      const script = `import(${JSON.stringify(main)}).then((m) => m.handler()).then((r) => process.stdout.write("\\n" + JSON.stringify(r)))`;
       const output = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
         const child = spawn(process.execPath, ["--input-type=module", "-e", script], { cwd: task, env });
         let stdout = "";
