@@ -11,7 +11,7 @@ import { captureStageModel } from "../capture/stage";
 import type { Invoke, InvokeOutcome, TwinNetwork } from "../contracts";
 import { type DeployedFunction, deployFunction, unpackZip } from "../lambda/index";
 import { startNeonProxy } from "../network/neon-proxy";
-import { type ApiGateway, startApiGateway } from "./api-gateway";
+import { startApiGateway } from "./api-gateway";
 import { startTwinPostgres, type TwinPostgres } from "./postgres";
 
 /**
@@ -161,9 +161,8 @@ export async function startTwin(options: TwinOptions): Promise<Twin> {
       return { status: 404, body: { message: "twin endpoints: GET /_twin/events, GET /_twin/queues, POST /_twin/queues/redrive, POST /_twin/schedules/fire" } };
     };
 
-    const api: { gateway?: ApiGateway } = {};
     const apiUrl = String(model.outputs.api ?? "");
-    api.gateway = await startApiGateway({
+    const gateway = await startApiGateway({
       routes: model.routes,
       invoke,
       apiId: new URL(apiUrl).hostname.split(".")[0]!,
@@ -171,9 +170,9 @@ export async function startTwin(options: TwinOptions): Promise<Twin> {
       control,
       ...(options.port !== undefined ? { port: options.port } : {}),
     });
-    stops.push(() => api.gateway?.close());
+    stops.push(() => gateway.close());
     // Calls a function makes to the stage's own API URL (payments looking up a recipient) reach this gateway.
-    network = { ...network, apiOrigins: { [new URL(apiUrl).origin]: api.gateway.url } };
+    network = { ...network, apiOrigins: { [new URL(apiUrl).origin]: gateway.url } };
     for (const fn of model.functions) await deploy(fn);
 
     lambda.setFunctions(
@@ -220,7 +219,7 @@ export async function startTwin(options: TwinOptions): Promise<Twin> {
       return fn;
     };
     return {
-      url: api.gateway.url,
+      url: gateway.url,
       stage: options.stage,
       model,
       migration,
