@@ -29,7 +29,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { AuthContext } from "@enclave/auth";
 import type { BusEntry, Database } from "@enclave/core";
-import { createTestDatabase, type TestDatabase, testServerUrl } from "@enclave/core/testing";
+import { createTestDatabase, type TestDatabase, testServerUrl } from "@enclave/core/testing/database";
 import type { LocalService } from "@enclave/local/registry";
 import { createLocalRuntime } from "@enclave/local/runtime";
 import { localServices } from "@enclave/local/services";

@@ -103,8 +103,8 @@ async function main() {
   mkdirSync(outRoot, { recursive: true });
   // Request log lines are still built for every request; only the terminal write is skipped.
   configureLog({ sink: () => {} });
-  const { generateSigningJwk } = await import("@enclave/auth");
-  const jwk = await generateSigningJwk();
+  const { generatePrivateJwk } = await import("@enclave/core/keys");
+  const jwk = generatePrivateJwk();
   const { d: _private, ...publicJwk } = jwk;
   const lambdaEnv = {
     PATH: process.env.PATH,

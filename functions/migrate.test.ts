@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type Database, openDatabase, rowsOf } from "@enclave/core/db/index";
 import { dropRoles, serviceRoles } from "@enclave/core/db/roles";
-import { testServerUrl } from "@enclave/core/testing";
+import { testServerUrl } from "@enclave/core/testing/database";
 import { startNeonProxy } from "@enclave/core/testing/neon-proxy";
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, test } from "vitest";

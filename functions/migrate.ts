@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { adminContextFromConfig, adminService } from "@enclave/admin";
 import { readAdminConfig } from "@enclave/admin/config";
-import { authContextFromConfig, authService, generateSigningJwk } from "@enclave/auth";
+import { authContextFromConfig, authService } from "@enclave/auth";
 import { readAuthConfig } from "@enclave/auth/config";
 import type { SeedSet, ServiceContext, ServiceModule } from "@enclave/core";
 import { ConfigError, parseEnv } from "@enclave/core/config";
@@ -10,6 +10,7 @@ import { type Database, openDatabase, rowsOf } from "@enclave/core/db/index";
 import { readMigrations } from "@enclave/core/db/migrate";
 import { applyGrants, ensureDatabase, ensureRoles, migrateAsOwner, type ServiceRoles, serviceRoles, type Topology, topologies } from "@enclave/core/db/roles";
 import type { EventBus } from "@enclave/core/events/bus";
+import { generatePrivateJwk } from "@enclave/core/keys";
 import { log } from "@enclave/core/log";
 import { paymentsContextFromConfig, paymentsService } from "@enclave/payments";
 import { readPaymentsConfig } from "@enclave/payments/config";
@@ -57,11 +58,11 @@ export interface MigrateStageResult {
  * config parser over the variables a seed needs. Seeds never sign tokens, so the keys are
  * throwaway ones; the database URL is the service's runtime role.
  */
-const seedContexts: Record<string, { module: ServiceModule<never>; context(env: Record<string, string>): ServiceContext }> = {
-  auth: { module: authService as ServiceModule<never>, context: (env) => authContextFromConfig(readAuthConfig(env)) },
-  admin: { module: adminService as ServiceModule<never>, context: (env) => adminContextFromConfig(readAdminConfig(env)) },
-  profile: { module: profileService as ServiceModule<never>, context: (env) => profileContextFromConfig(readProfileConfig(env)) },
-  payments: { module: paymentsService as ServiceModule<never>, context: (env) => paymentsContextFromConfig(readPaymentsConfig(env)) },
+const seedContexts: Record<string, { module: ServiceModule<never>; context(env: Record<string, string>, bus: EventBus): ServiceContext }> = {
+  auth: { module: authService as ServiceModule<never>, context: (env, bus) => authContextFromConfig(readAuthConfig(env), { bus }) },
+  admin: { module: adminService as ServiceModule<never>, context: (env, bus) => adminContextFromConfig(readAdminConfig(env), { bus }) },
+  profile: { module: profileService as ServiceModule<never>, context: (env, bus) => profileContextFromConfig(readProfileConfig(env), { bus }) },
+  payments: { module: paymentsService as ServiceModule<never>, context: (env, bus) => paymentsContextFromConfig(readPaymentsConfig(env), { bus }) },
 };
 
 const outboxOnly: EventBus = {
@@ -82,21 +83,23 @@ async function seedService(options: MigrateStageOptions, roles: ServiceRoles, ru
   const seeder = seedContexts[roles.service];
   const sets = (options.seeds ?? []).filter((set) => seeder?.module.seeds[set]);
   if (!seeder || sets.length === 0) return [];
-  const key = JSON.stringify(await generateSigningJwk());
-  const context = seeder.context({
-    STAGE: options.stage ?? "local",
-    LOG_LEVEL: "warn",
-    [`${roles.service.toUpperCase()}_DATABASE_URL`]: runtimeUrl(options.adminUrl, roles, runtimePassword),
-    DB_MAX_CONNECTIONS: "1",
-    ...(options.neonWsProxy ? { NEON_WS_PROXY: options.neonWsProxy } : {}),
-    AUTH_SIGNING_KEY: key,
-    SERVICE_SIGNING_KEY: key,
-  });
+  const key = JSON.stringify(generatePrivateJwk());
   // The deploy runs this before it creates the stage's bus rules (they target functions that
   // wait for this migration), so seed events stay in the outbox and the sweeper publishes them.
-  const seedContext = { ...context, bus: outboxOnly };
+  const context = seeder.context(
+    {
+      STAGE: options.stage ?? "local",
+      LOG_LEVEL: "warn",
+      [`${roles.service.toUpperCase()}_DATABASE_URL`]: runtimeUrl(options.adminUrl, roles, runtimePassword),
+      DB_MAX_CONNECTIONS: "1",
+      ...(options.neonWsProxy ? { NEON_WS_PROXY: options.neonWsProxy } : {}),
+      AUTH_SIGNING_KEY: key,
+      SERVICE_SIGNING_KEY: key,
+    },
+    outboxOnly,
+  );
   try {
-    for (const set of sets) await seeder.module.seeds[set]!(seedContext as never, { adminPassword: options.seedAdminPassword ?? "enclave-admin-dev" });
+    for (const set of sets) await seeder.module.seeds[set]!(context as never, { adminPassword: options.seedAdminPassword ?? "enclave-admin-dev" });
   } finally {
     await (await context.database()).close();
   }

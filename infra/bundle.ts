@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { basename, dirname, extname, join, relative, resolve } from "node:path";
 import { build, type Metafile } from "esbuild";
-import { nodejs } from "./plan";
+import { nodejs } from "./sizing";
 
 /**
  * Builds a Node.js function the way `sst deploy` does. SST's CLI answers a function's

@@ -2,11 +2,13 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
+import { generatePrivateJwk } from "@enclave/core/keys";
 import { apiGatewayEvent } from "@enclave/core/testing/aws-events";
 import ts from "typescript";
 import { bundleFunction } from "./bundle";
-import { generatePrivateJwk } from "./keygen";
-import { entryFile, functionEnvironment, planDeployment, publicJwks, type ServiceDeployment } from "./plan";
+import { functionEnvironment, publicJwks } from "./environment";
+import { declaredJobs } from "./jobs";
+import { entryFile, planDeployment, type ServiceDeployment } from "./plan";
 import { installPlatform } from "./platform";
 import { deployedServices } from "./services";
 
@@ -98,13 +100,21 @@ if (kind === "api") {
 `;
 
 async function bundles() {
-  const plan = planDeployment(deployedServices);
+  const plan = planDeployment(
+    deployedServices,
+    declaredJobs(
+      root,
+      deployedServices.map((d) => d.manifest.name),
+    ),
+  );
   const out = mkdtempSync(join(tmpdir(), "enclave-bundles-"));
   const node = join(root, "node_modules", ".bin", "node");
   const probeFile = join(out, "probe.mjs");
   writeFileSync(probeFile, probe);
+  // Functions that share an entry (a service's jobs) share its bundle: each entry is built once.
+  const byEntry = new Map(plan.functions.map((f) => [entryFile(f), f]));
   const entries = [
-    ...plan.functions.map((f) => ({ ...f, entry: entryFile(f) })),
+    ...[...byEntry].map(([entry, f]) => ({ ...f, resource: f.kind === "api" ? f.resource : `${f.service}Jobs`, entry })),
     { resource: "Migrate", kind: "migrate" as const, service: "", entry: "functions/migrate.ts" },
   ];
   const sizes: string[] = [];

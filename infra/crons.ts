@@ -1,8 +1,9 @@
 import { deadLetterQueue, type FunctionContext, serviceFunction } from "./functions";
-import { type DeploymentPlan, deadLetterRetentionSeconds, retries, type ServiceDeployment } from "./plan";
+import type { DeploymentPlan, ServiceDeployment } from "./plan";
+import { deadLetterRetentionSeconds, retries } from "./sizing";
 
 /**
- * One EventBridge Scheduler schedule and one function per manifest cron (outbox sweepers, due
+ * One EventBridge Scheduler schedule and one function per declared cron (outbox sweepers, due
  * payments, ...). Scheduler retries delivery, Lambda retries a failed run twice, and what still
  * fails lands in the cron's dead-letter queue.
  */

@@ -1,5 +1,6 @@
-import { databasePlan, pooledHost, postgresUrl, type StageSettings } from "./plan";
+import { databasePlan, pooledHost, postgresUrl } from "./database-plan";
 import type { Secrets } from "./secrets";
+import type { StageSettings } from "./stage";
 
 /**
  * The stage's Neon database: one Neon project for the app (created once, its id in

@@ -1,5 +1,7 @@
-import { architecture, functionEnvironment, nodejs, type PlannedFunction, retries, runtime, type ServiceDeployment } from "./plan";
+import { functionEnvironment } from "./environment";
+import type { PlannedFunction, ServiceDeployment } from "./plan";
 import type { Secrets } from "./secrets";
+import { architecture, nodejs, retries, runtime } from "./sizing";
 
 /** What every service function is built from: the stage's shared pieces. */
 export interface FunctionContext {
@@ -16,21 +18,25 @@ export interface FunctionContext {
   schemaVersion: $util.Output<string>;
 }
 
-export function serviceEnvironment(deployment: ServiceDeployment, context: FunctionContext): Record<string, $util.Input<string>> {
+export function serviceEnvironment(deployment: ServiceDeployment, context: FunctionContext, job?: string): Record<string, $util.Input<string>> {
   const service = deployment.manifest.name;
   const databaseUrl = context.databaseUrls[service];
   if (!databaseUrl) throw new Error(`no database URL planned for ${service}`);
-  return functionEnvironment<$util.Input<string>>(deployment, {
-    app: $app.name,
-    stage: $app.stage,
-    busName: context.bus.name,
-    databaseUrl,
-    authPublicJwks: context.authPublicJwks,
-    servicePublicJwks: context.servicePublicJwks,
-    secrets: { AuthSigningKey: context.secrets.AuthSigningKey.value, ServiceSigningKey: context.secrets.ServiceSigningKey.value },
-    apiUrl: context.apiUrl,
-    schemaVersion: context.schemaVersion,
-  });
+  return functionEnvironment<$util.Input<string>>(
+    deployment,
+    {
+      app: $app.name,
+      stage: $app.stage,
+      busName: context.bus.name,
+      databaseUrl,
+      authPublicJwks: context.authPublicJwks,
+      servicePublicJwks: context.servicePublicJwks,
+      secrets: { AuthSigningKey: context.secrets.AuthSigningKey.value, ServiceSigningKey: context.secrets.ServiceSigningKey.value },
+      apiUrl: context.apiUrl,
+      schemaVersion: context.schemaVersion,
+    },
+    job,
+  );
 }
 
 /**
@@ -52,7 +58,7 @@ export function serviceFunction(
     memory: planned.sizing.memory,
     timeout: planned.sizing.timeout,
     nodejs,
-    environment: serviceEnvironment(deployment, context),
+    environment: serviceEnvironment(deployment, context, planned.kind === "api" ? undefined : planned.name),
     // The bus link grants PutEvents on this stage's bus and nothing else.
     link: [context.bus],
     ...(dlq

@@ -2,11 +2,14 @@ import { createApi, routeServices } from "./api";
 import { createBus } from "./bus";
 import { scheduleServices } from "./crons";
 import { createDatabase } from "./database";
+import { publicJwks } from "./environment";
 import type { FunctionContext } from "./functions";
+import { declaredJobs } from "./jobs";
 import { createMigrations } from "./migrate";
-import { planDeployment, publicJwks, stageSettings } from "./plan";
+import { planDeployment } from "./plan";
 import { createSecrets } from "./secrets";
 import { deployedServices } from "./services";
+import { stageSettings } from "./stage";
 import { subscribeServices } from "./subscribers";
 
 /**
@@ -15,7 +18,8 @@ import { subscribeServices } from "./subscribers";
  */
 export async function deploy() {
   const settings = stageSettings($app.stage, process.env);
-  const plan = planDeployment(deployedServices);
+  const services = deployedServices.map((d) => d.manifest.name);
+  const plan = planDeployment(deployedServices, declaredJobs($cli.paths.root, services));
 
   const secrets = createSecrets();
   const database = createDatabase(settings, plan.services, secrets);

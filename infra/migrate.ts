@@ -1,5 +1,6 @@
 import type { StageDatabase } from "./database";
-import { architecture, defaultSizing, nodejs, runtime, type StageSettings } from "./plan";
+import { architecture, defaultSizing, nodejs, runtime } from "./sizing";
+import type { StageSettings } from "./stage";
 
 /**
  * The migrate function and its invocation on every deploy: roles, databases, migrations, then

@@ -1,34 +1,36 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { serviceRoles } from "@enclave/core/db/roles";
-import type { Manifest } from "@enclave/core/service";
+import { describeJobs, type JobDescriptor } from "@enclave/core/jobs";
+import { generatePrivateJwk } from "@enclave/core/keys";
+import type { Manifest } from "@enclave/core/manifest";
 import { localServices } from "@enclave/local/services";
+import * as esbuild from "esbuild";
 import { describe, expect, test } from "vitest";
-import { generatePrivateJwk } from "./keygen";
-import {
-  databasePlan,
-  entryFile,
-  functionEnvironment,
-  nodejs,
-  planDeployment,
-  pooledHost,
-  postgresUrl,
-  publicJwks,
-  type ServiceDeployment,
-  stageSettings,
-  unbundled,
-} from "./plan";
+import { databasePlan, pooledHost, postgresUrl } from "./database-plan";
+import { functionEnvironment, publicJwks } from "./environment";
+import { declaredJobs } from "./jobs";
+import { entryFile, planDeployment, type ServiceDeployment } from "./plan";
 import { deployedServices } from "./services";
+import { nodejs, unbundled } from "./sizing";
+import { stageSettings } from "./stage";
 
 const root = resolve(import.meta.dirname, "..");
-const plan = planDeployment(deployedServices);
+/** The jobs as the deployment reads them: described by a child process, as infra/index.ts does. */
+const jobs = declaredJobs(
+  root,
+  deployedServices.map((d) => d.manifest.name),
+);
+const plan = planDeployment(deployedServices, jobs);
+/** The same jobs read from the code, as the local runtime runs them. */
+const localJobs = localServices.flatMap(({ module }) => describeJobs(module.jobs).map((job) => ({ service: module.manifest.name, ...job })));
 const deployedManifests = deployedServices.map((d) => d.manifest);
 const localManifests = localServices.map((s) => s.module.manifest);
 const byName = <T extends { name: string }>(items: T[]) => [...items].sort((a, b) => a.name.localeCompare(b.name));
 
-/** Every `packages/<svc>/src/manifest.ts` in the repository. */
+/** Every service in the repository: a package with a manifest, jobs and routes (`src/manifest.ts`, `src/jobs.ts`, `src/routes.ts`). */
 const manifestFiles = readdirSync(join(root, "packages"))
-  .filter((dir) => existsSync(join(root, "packages", dir, "src", "manifest.ts")))
+  .filter((dir) => ["manifest.ts", "jobs.ts", "routes.ts"].every((file) => existsSync(join(root, "packages", dir, "src", file))))
   .sort();
 
 describe("services: infra, the local runtime and the repository agree", () => {
@@ -64,7 +66,7 @@ describe("routes", () => {
 
 describe("subscriptions", () => {
   const key = (service: string, name: string, pattern: unknown) => `${service}/${name} ${JSON.stringify(pattern)}`;
-  const localSubscriptions = localManifests.flatMap((m) => m.subscriptions.map((s) => key(m.name, s.name, s.pattern))).sort();
+  const localSubscriptions = localJobs.flatMap((j) => (j.kind === "subscription" ? [key(j.service, j.name, j.pattern)] : [])).sort();
   const infraSubscriptions = plan.subscriptions.map((s) => key(s.service, s.name, JSON.parse(s.eventPattern))).sort();
 
   test("every subscription of the local runtime has an EventBridge rule with the same pattern, and vice versa", () => {
@@ -72,32 +74,26 @@ describe("subscriptions", () => {
     expect(localSubscriptions.length).toBeGreaterThan(0);
   });
 
-  test("each rule's pattern is the manifest's, unchanged", () => {
+  test("each rule's pattern is the declared one, unchanged", () => {
     for (const planned of plan.subscriptions) {
-      const manifest = deployedManifests.find((m) => m.name === planned.service)!;
-      expect(JSON.parse(planned.eventPattern)).toEqual(manifest.subscriptions.find((s) => s.name === planned.name)?.pattern);
+      const declared = localJobs.find((j) => j.service === planned.service && j.name === planned.name);
+      expect(declared?.kind === "subscription" && declared.pattern).toEqual(JSON.parse(planned.eventPattern));
     }
   });
 
-  test("every consumer a service implements is subscribed, and every subscription has a consumer", () => {
-    for (const { module } of localServices) {
-      const subscribed = plan.subscriptions.filter((s) => s.service === module.manifest.name).map((s) => s.name);
-      expect(Object.keys(module.consumers).sort(), module.manifest.name).toEqual(subscribed.sort());
-    }
+  test("every job function runs from its service's jobs entry", () => {
+    for (const planned of [...plan.subscriptions, ...plan.crons]) expect(planned.handler).toBe(`functions/${planned.service}/jobs.handler`);
   });
 });
 
 describe("crons", () => {
-  test("every cron of every manifest is scheduled with its schedule, and every cron job has one", () => {
+  test("every declared cron is scheduled with its schedule, and nothing else is", () => {
     const infra = plan.crons.map((c) => `${c.service}/${c.name} ${c.schedule}`).sort();
-    const local = localManifests.flatMap((m) => m.crons.map((c) => `${m.name}/${c.name} ${c.schedule}`)).sort();
+    const local = localJobs.flatMap((j) => (j.kind === "cron" ? [`${j.service}/${j.name} ${j.schedule}`] : [])).sort();
     expect(infra).toEqual(local);
-    for (const { module } of localServices) {
-      expect(Object.keys(module.crons).sort(), module.manifest.name).toEqual(module.manifest.crons.map((c) => c.name).sort());
-    }
   });
 
-  test("every service sweeps its outbox", () => {
+  test("every service sweeps its outbox (the kernel adds the sweeper to every service that publishes)", () => {
     for (const service of plan.services)
       expect(
         plan.crons.some((c) => c.service === service && c.name === "outbox-sweeper"),
@@ -120,7 +116,7 @@ describe("functions", () => {
             .map((file) => `functions/${service}/${file}`)
         : [],
     );
-    expect(entries.sort()).toEqual(plan.functions.map(entryFile).sort());
+    expect(entries.sort()).toEqual([...new Set(plan.functions.map(entryFile))].sort());
   });
 
   test("function names are unique and sizing is explicit", () => {
@@ -137,20 +133,46 @@ describe("functions", () => {
   test("a manifest mistake stops the plan", () => {
     const auth = deployedManifests.find((m) => m.name === "auth")!;
     const with_ = (changes: Partial<Manifest>): ServiceDeployment => ({ manifest: { ...auth, ...changes } });
-    expect(() => planDeployment([with_({}), with_({ name: "other" })])).toThrow(/prefix \/auth is already routed/);
-    expect(() => planDeployment([with_({}), with_({})])).toThrow(/listed twice/);
-    expect(() => planDeployment([with_({ prefix: "/auth/v1" })])).toThrow(/one path segment/);
-    expect(() => planDeployment([with_({ crons: [{ name: "Sweep", description: "", schedule: "rate(1 minute)" }] })])).toThrow(/kebab-case/);
+    const none = {};
+    expect(() => planDeployment([with_({}), with_({ name: "other" })], none)).toThrow(/prefix \/auth is already routed/);
+    expect(() => planDeployment([with_({}), with_({})], none)).toThrow(/listed twice/);
+    expect(() => planDeployment([with_({ prefix: "/auth/v1" })], none)).toThrow(/one path segment/);
+    const authJobs = (declared: JobDescriptor[]) => ({ auth: declared });
+    expect(() => planDeployment([with_({})], authJobs([{ name: "Sweep", kind: "cron", description: "", schedule: "rate(1 minute)" }]))).toThrow(/kebab-case/);
     expect(() =>
-      planDeployment([
-        with_({
-          subscriptions: [
-            { name: "a-b", description: "", pattern: { source: ["x"] } },
-            { name: "a--b", description: "", pattern: { source: ["x"] } },
-          ],
-        }),
-      ]),
+      planDeployment(
+        [with_({})],
+        authJobs([
+          { name: "a-b", kind: "subscription", description: "", pattern: { source: ["x"] } },
+          { name: "a--b", kind: "subscription", description: "", pattern: { source: ["x"] } },
+        ]),
+      ),
     ).toThrow(/both be named AuthAB/);
+  });
+
+  test("the SST program and the plan load no application code: manifests, names and keys only", async () => {
+    const result = await esbuild.build({
+      entryPoints: [join(root, "infra", "index.ts")],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      write: false,
+      metafile: true,
+      logLevel: "silent",
+    });
+    const inputs = Object.keys(result.metafile.inputs);
+    const libraries = inputs.filter((file) => file.includes("node_modules/")).map((file) => file.replace(/.*node_modules\/((@[^/]+\/)?[^/]+).*/, "$1"));
+    expect([...new Set(libraries)]).toEqual([]);
+    const application = inputs.filter((file) => file.startsWith("packages/")).sort();
+    expect(application).toEqual([
+      "packages/admin/src/manifest.ts",
+      "packages/auth/src/manifest.ts",
+      "packages/core/src/db/role-names.ts",
+      "packages/core/src/keys.ts",
+      "packages/core/src/manifest.ts",
+      "packages/payments/src/manifest.ts",
+      "packages/profile/src/manifest.ts",
+    ]);
   });
 });
 

@@ -5,9 +5,9 @@ import { profileManifest } from "@enclave/profile/manifest";
 import type { ServiceDeployment } from "./plan";
 
 /**
- * Every deployed service, one line each: its manifest (routes prefix, subscriptions, crons) and
+ * Every deployed service, one line each: its manifest (name, routes prefix) and
  * what its functions need beyond the defaults. Adding a service is adding its line here; the API
- * routes, functions, EventBridge rules, crons, database and roles all follow from it.
+ * routes, database and roles follow from it, and its functions, rules and crons from its jobs.ts.
  *
  * Auth's API hashes passwords with scrypt (N = 2^17, r = 8: 128 MiB and about 0.4 s of one
  * vCPU per hash). Lambda gives one full vCPU at 1769 MB; at the default 1024 MB a login would

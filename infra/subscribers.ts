@@ -1,8 +1,9 @@
 import { deadLetterQueue, type FunctionContext, serviceFunction } from "./functions";
-import { type DeploymentPlan, deadLetterRetentionSeconds, retries, type ServiceDeployment } from "./plan";
+import type { DeploymentPlan, ServiceDeployment } from "./plan";
+import { deadLetterRetentionSeconds, retries } from "./sizing";
 
 /**
- * One EventBridge rule and one function per manifest subscription, with the manifest's pattern
+ * One EventBridge rule and one function per declared subscription, with its pattern
  * as the rule's event pattern (the same pattern the local bus matches). Each subscription has
  * its own dead-letter queue, so a poisoned event is redriven to the one consumer that failed.
  */

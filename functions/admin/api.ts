@@ -1,8 +1,9 @@
-import { adminApp } from "@enclave/admin/lambda";
+import { adminContext } from "@enclave/admin/deployed";
+import { createAdminApp } from "@enclave/admin/routes";
 import { handle, installFetchGlobals } from "@enclave/core/lambda-http";
 
 // Hono builds responses with the global Response/Headers: the light ones keep Node's fetch
 // implementation off the cold start.
 installFetchGlobals();
 
-export const handler = handle(adminApp);
+export const handler = handle(createAdminApp(adminContext));

@@ -1,7 +1,8 @@
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
 import { auditLogsTable, systemConfigTable } from "@enclave/admin/admin.sql";
-import { generateSigningJwk, importSigningKey, signAccessToken } from "@enclave/auth/tokens";
 import { createEvent, type Database, uuidv7 } from "@enclave/core";
+import { importSigningKey, signAccessToken } from "@enclave/core/http/access-token";
+import { generatePrivateJwk } from "@enclave/core/keys";
 import { apiGatewayEvent, eventBridgeEvent, eventBridgeSample } from "@enclave/core/testing/aws-events";
 import { type FunctionDatabase, functionDatabase } from "@enclave/core/testing/lambda";
 import { mockClient } from "aws-sdk-client-mock";
@@ -24,7 +25,7 @@ const adminId = "0190a0b0-0000-7000-8000-0000000000ad";
 beforeAll(async () => {
   // A database the function opens itself from ADMIN_DATABASE_URL, as in the cloud.
   functionDb = await functionDatabase("admin");
-  const key = await importSigningKey(await generateSigningJwk());
+  const key = await importSigningKey(generatePrivateJwk());
   const tokens = { issuer: "enclave-auth", audience: "enclave", accessTtlSeconds: 900 };
   adminToken = await signAccessToken(key, tokens, { id: adminId, role: "ADMIN" });
   customerToken = await signAccessToken(key, tokens, { id: uuidv7(), role: "CUSTOMER" });
@@ -33,9 +34,9 @@ beforeAll(async () => {
   vi.stubEnv("EVENT_BUS_NAME", "enclave-test");
   vi.stubEnv("AWS_REGION", "us-east-1");
   vi.stubEnv("LOG_LEVEL", "error");
-  auditHandler = (await import("./audit")).handler as typeof auditHandler;
+  auditHandler = (await import("./jobs")).jobs.audit as typeof auditHandler;
   apiHandler = (await import("./api")).handler as unknown as typeof apiHandler;
-  database = await (await import("@enclave/admin/lambda")).adminContext.database();
+  database = await (await import("@enclave/admin/deployed")).adminContext.database();
 });
 
 afterAll(async () => {

@@ -1,5 +1,5 @@
-import { generateSigningJwk } from "@enclave/auth";
 import { configureLog, rowsOf } from "@enclave/core";
+import { generatePrivateJwk } from "@enclave/core/keys";
 import { type ApiGatewayEventOptions, apiGatewayEvent } from "@enclave/core/testing/aws-events";
 import { type FunctionDatabase, functionDatabase, jsonOf, overrideEnv, putEventsEndpoint } from "@enclave/core/testing/lambda";
 import { sql } from "drizzle-orm";
@@ -32,14 +32,14 @@ beforeAll(async () => {
     STAGE: "test",
     LOG_LEVEL: "error",
     AUTH_DATABASE_URL: database.url,
-    AUTH_SIGNING_KEY: JSON.stringify(await generateSigningJwk()),
+    AUTH_SIGNING_KEY: JSON.stringify(generatePrivateJwk()),
     EVENT_BUS_NAME: "enclave-test-bus",
     EVENT_BUS_ENDPOINT: eventBusEndpoint,
     AWS_REGION: "us-east-1",
   });
   // The module reads its configuration when it loads: import it only now.
   handler = (await import("./api")).handler as unknown as Handler;
-  const { authContext } = await import("@enclave/auth/lambda");
+  const { authContext } = await import("@enclave/auth/deployed");
   handlerQuery = async <T>(statement: ReturnType<typeof sql>) => rowsOf<T>(await (await authContext.database()).db.execute(statement));
   closeHandlerDatabase = async () => (await authContext.database()).close();
 });

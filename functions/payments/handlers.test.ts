@@ -1,8 +1,9 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { generateSigningJwk, importSigningKey, signAccessToken } from "@enclave/auth/tokens";
 import { configureLog, type Database, type EventEnvelope, UnknownEventError, uuidv7 } from "@enclave/core";
+import { importSigningKey, signAccessToken } from "@enclave/core/http/access-token";
 import { createServiceTokenVerifier } from "@enclave/core/http/service-token";
+import { generatePrivateJwk } from "@enclave/core/keys";
 import { type ApiGatewayEventOptions, apiGatewayEvent, eventBridgeEvent, eventBridgeSample } from "@enclave/core/testing/aws-events";
 import { type FunctionDatabase, functionDatabase, jsonOf, overrideEnv, putEventsEndpoint } from "@enclave/core/testing/lambda";
 import { paymentsTable, paymentTransactionsTable } from "@enclave/payments/payments.sql";
@@ -69,7 +70,7 @@ beforeAll(async () => {
   for (const user of [alice, bob]) authUsers.set(user.email, { ...user, name: user.email, role: "CUSTOMER" });
 
   functionDb = await functionDatabase("payments");
-  const key = await importSigningKey(await generateSigningJwk());
+  const key = await importSigningKey(generatePrivateJwk());
   const tokens = { issuer: "enclave-auth", audience: "enclave", accessTtlSeconds: 900 };
   sign = (userId) => signAccessToken(key, tokens, { id: userId, role: "CUSTOMER" });
   restoreEnv = overrideEnv({
@@ -86,13 +87,13 @@ beforeAll(async () => {
   });
   // The modules read their configuration when they load: import them only now.
   api = (await import("./api")).handler as unknown as typeof api;
-  consume = (await import("./process")).handler as unknown as typeof consume;
+  consume = (await import("./jobs")).jobs.process as unknown as typeof consume;
   cron = {
-    due: (await import("./due")).handler,
-    "outbox-sweeper": (await import("./outbox-sweeper")).handler,
-    "idempotency-expiry": (await import("./idempotency-expiry")).handler,
+    due: (await import("./jobs")).jobs.due as () => Promise<unknown>,
+    "outbox-sweeper": (await import("./jobs")).jobs["outbox-sweeper"] as () => Promise<unknown>,
+    "idempotency-expiry": (await import("./jobs")).jobs["idempotency-expiry"] as () => Promise<unknown>,
   };
-  database = await (await import("@enclave/payments/lambda")).paymentsContext.database();
+  database = await (await import("@enclave/payments/deployed")).paymentsContext.database();
 });
 
 afterAll(async () => {

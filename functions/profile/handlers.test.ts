@@ -1,5 +1,6 @@
-import { generateSigningJwk, importSigningKey, signAccessToken } from "@enclave/auth/tokens";
 import { configureLog, createEvent, type Database, type EventEnvelope, UnknownEventError, uuidv7 } from "@enclave/core";
+import { importSigningKey, signAccessToken } from "@enclave/core/http/access-token";
+import { generatePrivateJwk } from "@enclave/core/keys";
 import { apiGatewayEvent, eventBridgeEvent, eventBridgeSample } from "@enclave/core/testing/aws-events";
 import { type FunctionDatabase, functionDatabase, jsonOf, overrideEnv, putEventsEndpoint } from "@enclave/core/testing/lambda";
 import { profileInbox, profileOutbox, userProfilesTable } from "@enclave/profile/profile.sql";
@@ -38,7 +39,7 @@ let sign: (userId: string, role: "ADMIN" | "CUSTOMER") => Promise<string>;
 beforeAll(async () => {
   const eventBusEndpoint = await eventBridge.listen();
   functionDb = await functionDatabase("profile");
-  const key = await importSigningKey(await generateSigningJwk());
+  const key = await importSigningKey(generatePrivateJwk());
   const tokens = { issuer: "enclave-auth", audience: "enclave", accessTtlSeconds: 900 };
   sign = (userId, role) => signAccessToken(key, tokens, { id: userId, role });
   restoreEnv = overrideEnv({
@@ -51,9 +52,9 @@ beforeAll(async () => {
     AWS_REGION: "us-east-1",
   });
   // The modules read their configuration when they load: import them only now.
-  consume = (await import("./on-user-registered")).handler as unknown as typeof consume;
+  consume = (await import("./jobs")).jobs["on-user-registered"] as unknown as typeof consume;
   api = (await import("./api")).handler as unknown as typeof api;
-  database = await (await import("@enclave/profile/lambda")).profileContext.database();
+  database = await (await import("@enclave/profile/deployed")).profileContext.database();
 });
 
 afterAll(async () => {

@@ -1,4 +1,5 @@
-import { generateSigningJwk, importSigningKey, signAccessToken } from "@enclave/auth/tokens";
+import { importSigningKey, signAccessToken } from "@enclave/core/http/access-token";
+import { generatePrivateJwk } from "@enclave/core/keys";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { adminOutbox, auditLogsTable, systemConfigTable } from "./admin.sql";
 import { type AdminHarness, call, createAdminHarness } from "./testing";
@@ -41,7 +42,7 @@ describe.each(routes)("%s %s is for admins only", (method, path, body) => {
   });
 
   test("401 with an admin token signed by another key", async () => {
-    const foreign = await importSigningKey(await generateSigningJwk());
+    const foreign = await importSigningKey(generatePrivateJwk());
     const token = await signAccessToken(
       foreign,
       { issuer: "enclave-auth", audience: "enclave", accessTtlSeconds: 900 },

@@ -1,19 +1,16 @@
-import { outboxSweeper, type ServiceModule } from "@enclave/core";
-import { adminOutbox } from "./admin.sql";
-import { auditConsumer } from "./consumers/audit";
+import { defineService } from "@enclave/core";
 import type { AdminContext } from "./context";
+import { adminJobs } from "./jobs";
 import { adminManifest } from "./manifest";
 import { createAdminApp } from "./routes";
 import { seedEssential } from "./seed";
 
-export const adminService: ServiceModule<AdminContext> = {
+export const adminService = defineService<AdminContext>({
   manifest: adminManifest,
-  outbox: adminOutbox,
+  jobs: adminJobs,
   createApp: createAdminApp,
-  consumers: { audit: auditConsumer },
-  crons: { "outbox-sweeper": outboxSweeper(adminOutbox) },
   seeds: { essential: (ctx) => seedEssential(ctx) },
-};
+});
 
 export type { AdminContext } from "./context";
 export { adminContextFromConfig } from "./context";

@@ -1,8 +1,9 @@
+import { eventHandler } from "@enclave/core";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { adminOutbox, auditLogsTable, systemConfigTable } from "./admin.sql";
 import { recordEvent } from "./audit";
-import { adminService } from "./index";
+import { adminJobs } from "./jobs";
 import { type AdminHarness, call, createAdminHarness } from "./testing";
 
 let h: AdminHarness;
@@ -130,7 +131,7 @@ describe("PUT /admin/config/{key}", () => {
   test("the event coming back through the audit consumer adds no second row", async () => {
     await put("feature.y", { value: "a" });
     await put("feature.y", { value: "b" });
-    const handle = adminService.consumers.audit!(h.ctx);
+    const handle = eventHandler("audit", adminJobs.audit, h.ctx);
     for (const entry of h.bus.entries) {
       await handle(entry.detail, { attempt: 1 });
       await handle(entry.detail, { attempt: 2 });
@@ -174,7 +175,7 @@ describe("PUT /admin/config/{key}", () => {
     h.bus.down = false;
     // The sweeper leaves rows younger than its grace period to the request that wrote them.
     await h.database.db.execute(sql`update ${adminOutbox} set "created_at" = now() - interval '1 minute'`);
-    const result = await adminService.crons["outbox-sweeper"]!(h.ctx)();
+    const result = await adminJobs["outbox-sweeper"]!.run(h.ctx);
     expect(result).toEqual({ published: 1, failed: 0 });
     expect(h.bus.entries.map((e) => e.detail.id)).toEqual([pending?.id]);
     expect(await auditRows()).toHaveLength(1);

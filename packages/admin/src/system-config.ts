@@ -1,7 +1,7 @@
-import { AppError, commitWithEvents, createEvent, type EventEnvelope, eventSource, iso, relayEvents } from "@enclave/core";
+import { AppError, changed, createEvent, type EventEnvelope, iso } from "@enclave/core";
 import { asc, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import * as z from "zod/mini";
-import { adminOutbox, auditLogsTable, systemConfigTable } from "./admin.sql";
+import { auditLogsTable, systemConfigTable } from "./admin.sql";
 import { auditEntryOf } from "./audit";
 import type { AdminContext } from "./context";
 import type { RequestOrigin } from "./origin";
@@ -48,9 +48,6 @@ export interface ConfigActor extends RequestOrigin {
   correlationId: string;
 }
 
-const source = (ctx: AdminContext) => eventSource(ctx.app, "admin");
-const relayTarget = (ctx: AdminContext) => ({ outbox: adminOutbox, source: source(ctx), bus: ctx.bus });
-
 export async function listConfig(ctx: AdminContext): Promise<ConfigItem[]> {
   const db = (await ctx.database()).db;
   const rows = await db.select().from(systemConfigTable).orderBy(asc(systemConfigTable.key));
@@ -77,7 +74,7 @@ function auditOfChange(event: EventEnvelope, actor: ConfigActor, details: SQL): 
     ("id", "user_id", "actor_id", "action", "resource_type", "resource_id", "details", "ip_address", "user_agent", "correlation_id", "created_at")
     select ${entry.id}::uuid, ${entry.userId}::uuid, ${entry.actorId}::uuid, ${entry.action}, ${entry.resourceType}, ${entry.resourceId}, ${details},
       ${actor.ipAddress}, ${actor.userAgent}, ${entry.correlationId}, ${entry.createdAt}::timestamptz
-    from "change"`;
+    from ${changed}`;
 }
 
 const configEvent = (key: string, actor: ConfigActor) => createEvent("config.changed", { key }, { correlationId: actor.correlationId, actor: actor.userId });
@@ -123,16 +120,13 @@ async function writeConfig(ctx: AdminContext, key: string, input: ConfigInput, a
           })
           .returning(returning);
   const details = sql`jsonb_build_object('key', "key", 'operation', case when "created" then 'created' else 'updated' end, 'value', "value")`;
-  const [row] = await commitWithEvents(db, {
-    outbox: adminOutbox,
-    source: source(ctx),
+  const [row] = await ctx.events.commit(db, {
     table: systemConfigTable,
     change,
     also: [auditOfChange(event, actor, details)],
     events: [event],
   });
   if (!row) return undefined;
-  await relayEvents(db, relayTarget(ctx), [event]);
   return toConfigItem(row);
 }
 
@@ -141,14 +135,11 @@ export async function deleteConfig(ctx: AdminContext, key: string, actor: Config
   const db = (await ctx.database()).db;
   const event = configEvent(key, actor);
   const details = sql`jsonb_build_object('key', "key", 'operation', 'deleted', 'value', "value")`;
-  const [row] = await commitWithEvents(db, {
-    outbox: adminOutbox,
-    source: source(ctx),
+  const [row] = await ctx.events.commit(db, {
     table: systemConfigTable,
     change: db.delete(systemConfigTable).where(eq(systemConfigTable.key, key)).returning(),
     also: [auditOfChange(event, actor, details)],
     events: [event],
   });
   if (!row) throw new AppError("not_found", "No such configuration key.");
-  await relayEvents(db, relayTarget(ctx), [event]);
 }

@@ -1,10 +1,13 @@
-import { generateSigningJwk, importSigningKey, type SigningKey, signAccessToken } from "@enclave/auth/tokens";
-import { createTokenVerifier, type MemoryBus, memoryBus, type Role, uuidv7 } from "@enclave/core";
-import { createTestDatabase, type TestDatabase } from "@enclave/core/testing";
+import { type MemoryBus, type Role, uuidv7 } from "@enclave/core";
+import type { SigningKey } from "@enclave/core/http/access-token";
+import { testServiceContext } from "@enclave/core/testing/context";
+import { createTestDatabase, type TestDatabase } from "@enclave/core/testing/database";
+import { testUserKeys } from "@enclave/core/testing/users";
+import { adminOutbox } from "./admin.sql";
 import type { AdminContext } from "./context";
 import { createAdminApp } from "./routes";
 
-export { call } from "@enclave/auth/testing";
+export { call } from "@enclave/core/testing/http";
 
 export interface AdminHarness {
   ctx: AdminContext;
@@ -17,28 +20,20 @@ export interface AdminHarness {
   dispose(): Promise<void>;
 }
 
-const tokens = { issuer: "enclave-auth", audience: "enclave", accessTtlSeconds: 900 };
-
 /** A migrated admin database, an in-memory bus and a signing key standing in for auth's. */
 export async function createAdminHarness(overrides: Partial<AdminContext> = {}): Promise<AdminHarness> {
   const database = await createTestDatabase(["admin"]);
-  const key = await importSigningKey(await generateSigningJwk());
-  const bus = memoryBus();
-  const ctx: AdminContext = {
-    app: "enclave",
-    stage: "test",
-    database: async () => database,
-    bus,
-    verifier: createTokenVerifier({ issuer: tokens.issuer, audience: tokens.audience, jwks: { keys: [key.publicJwk] } }),
-    ...overrides,
-  };
+  const users = await testUserKeys();
+  const base = testServiceContext("admin", adminOutbox, { database, verifier: users.verifier });
+  const bus = base.bus;
+  const ctx: AdminContext = { ...base, ...overrides };
   return {
     ctx,
     app: createAdminApp(ctx),
     database,
     bus,
-    key,
-    token: (role, userId = uuidv7()) => signAccessToken(key, tokens, { id: userId, role }),
+    key: users.key,
+    token: (role, userId = uuidv7()) => users.sign({ id: userId, role }),
     dispose: () => database.dispose(),
   };
 }

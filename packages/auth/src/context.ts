@@ -1,15 +1,14 @@
-import { contextFromConfig, createTokenVerifier, type ServiceContext } from "@enclave/core";
-import { createServiceTokenVerifier } from "@enclave/core/http/service-token";
-import type { JWK } from "jose";
+import { type ContextOverrides, contextFromConfig, type ServiceContext } from "@enclave/core";
+import { importSigningKey, type SigningKey, type TokenSettings } from "@enclave/core/http/access-token";
+import { type PublicJwk, parsePrivateJwk, publicJwkOf } from "@enclave/core/keys";
+import { authOutbox } from "./auth.sql";
 import type { AuthConfig } from "./config";
-import { authManifest } from "./manifest";
 import { DEFAULT_SCRYPT_LOG_N } from "./password";
-import { importSigningKey, publicJwkOf, type SigningKey, type TokenSettings } from "./tokens";
 
 export interface AuthContext extends ServiceContext {
   signingKey(): Promise<SigningKey>;
   /** What GET /auth/.well-known/jwks.json publishes; needs no private-key import. */
-  publicJwk: JWK;
+  publicJwk: PublicJwk;
   tokens: TokenSettings;
   refreshTtlSeconds: number;
   /** log2 of scrypt's N; 17 in every deployed stage (tests lower it to stay fast). */
@@ -17,31 +16,22 @@ export interface AuthContext extends ServiceContext {
   throttle: { maxFailures: number; windowSeconds: number; lockSeconds: number };
 }
 
+export type AuthOverrides = ContextOverrides & Partial<Omit<AuthContext, keyof ServiceContext>>;
+
 export const defaultThrottle = { maxFailures: 5, windowSeconds: 15 * 60, lockSeconds: 15 * 60 };
 
 /** The auth context of a deployed function: keys from configuration, nothing connected yet. */
-export function authContextFromConfig(config: AuthConfig, overrides: Partial<AuthContext> = {}): AuthContext {
-  const signingJwk = JSON.parse(config.AUTH_SIGNING_KEY) as JWK;
+export function authContextFromConfig(config: AuthConfig, overrides: AuthOverrides = {}): AuthContext {
+  const { database, bus, verifier, ...rest } = overrides;
+  const signingJwk = parsePrivateJwk("AUTH_SIGNING_KEY", config.AUTH_SIGNING_KEY);
   let key: Promise<SigningKey> | undefined;
   const signingKey = () => {
     key ??= importSigningKey(signingJwk);
     return key;
   };
   const publicJwk = publicJwkOf(signingJwk);
-  // Other services (payments looking up a recipient) call with service tokens addressed to "auth".
-  const serviceTokens = config.SERVICE_PUBLIC_JWKS
-    ? createServiceTokenVerifier({ audience: authManifest.name, jwks: JSON.parse(config.SERVICE_PUBLIC_JWKS) })
-    : undefined;
-  const base = contextFromConfig(config, {
-    // Auth verifies its own tokens with its own public key: no JWKS fetch.
-    verifier: createTokenVerifier({
-      issuer: config.JWT_ISSUER,
-      audience: config.JWT_AUDIENCE,
-      jwks: { keys: [publicJwk] },
-      ...(serviceTokens ? { serviceTokens } : {}),
-    }),
-    ...overrides,
-  });
+  // Auth verifies its own tokens with its own public key: no JWKS fetch.
+  const base = contextFromConfig(config, { outbox: authOutbox, userKeys: { keys: [publicJwk] }, database, bus, verifier });
   return {
     ...base,
     signingKey,
@@ -50,6 +40,6 @@ export function authContextFromConfig(config: AuthConfig, overrides: Partial<Aut
     refreshTtlSeconds: config.AUTH_REFRESH_TTL_DAYS * 86_400,
     passwordCost: DEFAULT_SCRYPT_LOG_N,
     throttle: defaultThrottle,
-    ...overrides,
+    ...rest,
   };
 }

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { loginAttemptsTable } from "./auth.sql";
-import { authService } from "./index";
+import { authJobs } from "./jobs";
 import { type AuthHarness, createAuthHarness } from "./testing";
 
 let h: AuthHarness;
@@ -18,9 +18,9 @@ test("the prune cron deletes counters whose window and lock have passed, and kee
     { accountKey: "recent@example.com", failures: 1, windowStartedAt: sql`now() - interval '1 minute'`, lockedUntil: null },
     { accountKey: "locked@example.com", failures: 3, windowStartedAt: sql`now() - interval '12 minutes'`, lockedUntil: sql`now() + interval '3 minutes'` },
   ]);
-  const result = await authService.crons["prune-login-attempts"]!(h.ctx)();
+  const result = await authJobs["prune-login-attempts"].run(h.ctx);
   expect(result).toEqual({ deleted: 2 });
   const left = await db.select({ key: loginAttemptsTable.accountKey }).from(loginAttemptsTable).orderBy(loginAttemptsTable.accountKey);
   expect(left.map((r) => r.key)).toEqual(["locked@example.com", "recent@example.com"]);
-  expect(await authService.crons["prune-login-attempts"]!(h.ctx)()).toEqual({ deleted: 0 });
+  expect(await authJobs["prune-login-attempts"].run(h.ctx)).toEqual({ deleted: 0 });
 });

@@ -1,13 +1,13 @@
 import { memoryBus } from "@enclave/core";
 import { createServiceTokenSigner, SERVICE_TOKEN_ALG, SERVICE_TOKEN_TYPE } from "@enclave/core/http/service-token";
-import { createTestDatabase, type TestDatabase } from "@enclave/core/testing";
+import { generatePrivateJwk } from "@enclave/core/keys";
+import { createTestDatabase, type TestDatabase } from "@enclave/core/testing/database";
 import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { readAuthConfig } from "./config";
 import { type AuthContext, authContextFromConfig } from "./context";
 import { createAuthApp } from "./routes";
 import { call } from "./testing";
-import { generateSigningJwk } from "./tokens";
 
 async function serviceKey(kid: string): Promise<JWK> {
   const { privateKey } = await generateKeyPair(SERVICE_TOKEN_ALG, { extractable: true });
@@ -34,7 +34,7 @@ function authFromEnv(extra: Record<string, string>, signingJwk: JWK) {
 beforeAll(async () => {
   database = await createTestDatabase(["auth"]);
   serviceJwk = await serviceKey("svc-1");
-  ctx = authFromEnv({ SERVICE_PUBLIC_JWKS: publicJwks(serviceJwk) }, await generateSigningJwk());
+  ctx = authFromEnv({ SERVICE_PUBLIC_JWKS: publicJwks(serviceJwk) }, generatePrivateJwk());
   app = createAuthApp(ctx);
   const registered = await call(app, "POST", "/auth/register", { email: "Payee@Example.com", password: "password123", name: "Payee" });
   expect(registered.status).toBe(201);
@@ -154,13 +154,13 @@ describe("service tokens that must be refused (401)", () => {
   });
 
   test("auth without SERVICE_PUBLIC_JWKS admits no service", async () => {
-    const plain = createAuthApp(authFromEnv({}, await generateSigningJwk()));
+    const plain = createAuthApp(authFromEnv({}, generatePrivateJwk()));
     const res = await call(plain, "GET", `/auth/users/${userId}`, undefined, await mint());
     expect(res.status).toBe(401);
   });
 });
 
 test("SERVICE_PUBLIC_JWKS that is not a JWKS stops start-up", async () => {
-  const signing = JSON.stringify(await generateSigningJwk());
+  const signing = JSON.stringify(generatePrivateJwk());
   expect(() => readAuthConfig({ AUTH_SIGNING_KEY: signing, DATABASE_URL: "pglite://memory", SERVICE_PUBLIC_JWKS: "{}" })).toThrow(/SERVICE_PUBLIC_JWKS/);
 });

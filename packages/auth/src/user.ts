@@ -1,25 +1,11 @@
-import {
-  AppError,
-  commitWithEvents,
-  createEvent,
-  Email,
-  type EventMetadata,
-  eventSource,
-  iso,
-  mapRow,
-  prepared,
-  type Role,
-  relayEvents,
-  roles,
-  rowsOf,
-  uuidv7,
-} from "@enclave/core";
+import { AppError, changed, createEvent, Email, type EventMetadata, iso, mapRow, prepared, type Role, roles, rowsOf, uuidv7 } from "@enclave/core";
+import { signAccessToken } from "@enclave/core/http/access-token";
 import { eq, sql } from "drizzle-orm";
 import * as z from "zod/mini";
-import { authOutbox, loginAttemptsTable, refreshTokensTable, usersTable } from "./auth.sql";
+import { loginAttemptsTable, refreshTokensTable, usersTable } from "./auth.sql";
 import type { AuthContext } from "./context";
 import { hashPassword, verifyPassword } from "./password";
-import { hashRefreshToken, newRefreshToken, signAccessToken } from "./tokens";
+import { hashRefreshToken, newRefreshToken } from "./tokens";
 
 export const UserInfo = z.object({
   id: z.string(),
@@ -64,8 +50,6 @@ export function toUserInfo(row: UserRow): UserInfo {
 }
 
 const accountKey = (email: string) => email.trim().toLowerCase();
-const source = (ctx: AuthContext) => eventSource(ctx.app, "auth");
-const relayTarget = (ctx: AuthContext) => ({ outbox: authOutbox, source: source(ctx), bus: ctx.bus });
 
 async function issueAccessToken(ctx: AuthContext, user: { id: string; role: Role }) {
   return signAccessToken(await ctx.signingKey(), ctx.tokens, user);
@@ -84,16 +68,13 @@ export async function registerUser(ctx: AuthContext, input: z.output<typeof Regi
   const passwordHash = await hashPassword(input.password, ctx.passwordCost);
   const refresh = newRefreshToken();
   const event = createEvent("user.registered", { userId: id, email: input.email, name: input.name, role: "CUSTOMER" }, { ...metadata, actor: id });
-  const [row] = await commitWithEvents(db, {
-    outbox: authOutbox,
-    source: source(ctx),
+  const [row] = await ctx.events.commit(db, {
     table: usersTable,
     change: db.insert(usersTable).values({ id, email: input.email, name: input.name, passwordHash, role: "CUSTOMER" }).onConflictDoNothing().returning(),
-    also: [insertRefreshToken(ctx, { hash: refresh.hash, familyId: uuidv7(), userIdSql: sql`"id"`, from: sql`from "change"` })],
+    also: [insertRefreshToken(ctx, { hash: refresh.hash, familyId: uuidv7(), userIdSql: sql`"id"`, from: sql`from ${changed}` })],
     events: [event],
   });
   if (!row) throw new AppError("conflict", "An account with this email already exists.");
-  await relayEvents(db, relayTarget(ctx), [event]);
   return { user: toUserInfo(row), accessToken: await issueAccessToken(ctx, row), refreshToken: refresh.token };
 }
 
@@ -231,9 +212,7 @@ export async function changeRole(ctx: AuthContext, id: string, to: Role, metadat
   if (!current) throw new AppError("not_found", "No such user.");
   if (current.role === to) return toUserInfo(current);
   const event = createEvent("user.role_changed", { userId: id, from: current.role, to }, metadata);
-  const [row] = await commitWithEvents(db, {
-    outbox: authOutbox,
-    source: source(ctx),
+  const [row] = await ctx.events.commit(db, {
     table: usersTable,
     change: db
       .update(usersTable)
@@ -243,7 +222,6 @@ export async function changeRole(ctx: AuthContext, id: string, to: Role, metadat
     events: [event],
   });
   if (!row) throw new AppError("conflict", "The role changed concurrently; retry.");
-  await relayEvents(db, relayTarget(ctx), [event]);
   return toUserInfo(row);
 }
 
@@ -252,9 +230,7 @@ export async function ensureUser(ctx: AuthContext, input: { email: string; passw
   const db = (await ctx.database()).db;
   const id = uuidv7();
   const event = createEvent("user.registered", { userId: id, email: input.email, name: input.name, role: input.role }, metadata);
-  const rows = await commitWithEvents(db, {
-    outbox: authOutbox,
-    source: source(ctx),
+  const rows = await ctx.events.commit(db, {
     table: usersTable,
     change: db
       .insert(usersTable)
@@ -263,6 +239,5 @@ export async function ensureUser(ctx: AuthContext, input: { email: string; passw
       .returning(),
     events: [event],
   });
-  if (rows.length > 0) await relayEvents(db, relayTarget(ctx), [event]);
   return rows.length > 0;
 }

@@ -1,10 +1,11 @@
 import { createTokenVerifier, type Principal } from "@enclave/core";
+import { importSigningKey, type SigningKey, signAccessToken } from "@enclave/core/http/access-token";
+import { generatePrivateJwk } from "@enclave/core/keys";
 import { sql } from "drizzle-orm";
 import { createLocalJWKSet, decodeJwt, jwtVerify, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { DEFAULT_ADMIN_EMAIL, seedDevelopment } from "./seed";
 import { type AuthHarness, call, createAuthHarness } from "./testing";
-import { generateSigningJwk, importSigningKey, type SigningKey, signAccessToken } from "./tokens";
 
 const ISSUER = "enclave-auth";
 const AUDIENCE = "enclave";
@@ -19,7 +20,7 @@ let customer: { id: string; email: string; token: string; user: Record<string, u
 let vendorToken: string;
 
 beforeAll(async () => {
-  key = await importSigningKey(await generateSigningJwk());
+  key = await importSigningKey(generatePrivateJwk());
   const users = createTokenVerifier({ issuer: ISSUER, audience: AUDIENCE, jwks: { keys: [key.publicJwk] } });
   h = await createAuthHarness({
     signingKey: async () => key,
@@ -113,14 +114,14 @@ describe("GET /auth/me", () => {
     [
       "a token signed by another key",
       async () => {
-        const other = await importSigningKey(await generateSigningJwk());
+        const other = await importSigningKey(generatePrivateJwk());
         return { authorization: `Bearer ${await forge({ signer: other })}` };
       },
     ],
     [
       "another key claiming our key id",
       async () => {
-        const other = await importSigningKey(await generateSigningJwk());
+        const other = await importSigningKey(generatePrivateJwk());
         return { authorization: `Bearer ${await forge({ signer: other, kid: key.kid })}` };
       },
     ],
@@ -418,7 +419,7 @@ describe("GET /auth/.well-known/jwks.json", () => {
 
   test("does not verify a token signed by another key", async () => {
     const res = await call(h.app, "GET", "/auth/.well-known/jwks.json");
-    const other = await importSigningKey(await generateSigningJwk());
+    const other = await importSigningKey(generatePrivateJwk());
     const foreign = await signAccessToken(other, h.ctx.tokens, { id: customer.id, role: "ADMIN" });
     await expect(jwtVerify(foreign, createLocalJWKSet(res.body), { algorithms: ["ES256"] })).rejects.toThrow();
   });

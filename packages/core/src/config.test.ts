@@ -1,7 +1,6 @@
 import { describe, expect, test } from "vitest";
 import * as z from "zod/mini";
-import { ConfigError, databaseUrlFor, envFlag, parseEnv, stageSchema } from "./config";
-import { parseCommonConfig } from "./service";
+import { ConfigError, databaseUrlFor, parseCommonConfig, parseEnv, stageSchema } from "./config";
 
 const secret = "s3cr3t-Value-9f8e7d";
 
@@ -15,13 +14,18 @@ function configError(run: () => unknown): ConfigError {
   throw new Error("expected a ConfigError");
 }
 
+/** A transformed variable: parseEnv returns the schema's output, not the raw string. */
+const flag = z.pipe(
+  z.optional(z.string()),
+  z.transform((value) => value === "yes"),
+);
 const schema = z.object({
   PORT: z.coerce.number().check(z.int(), z.minimum(1), z.maximum(65535)),
   MODE: z.enum(["fast", "safe"]),
   CALLBACK_URL: z.url(),
   SIGNING_KEY: z.string().check(z.minLength(32)),
   STAGE: stageSchema,
-  DEBUG: envFlag,
+  DEBUG: flag,
 });
 const valid = { PORT: "8080", MODE: "safe", CALLBACK_URL: "https://example.com/cb", SIGNING_KEY: "k".repeat(32), STAGE: "dev-1" };
 

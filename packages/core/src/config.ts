@@ -1,4 +1,6 @@
 import * as z from "zod/mini";
+import { driverFor } from "./db/index";
+import { isPrivateJwkJson, isPublicJwksJson } from "./keys";
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -53,8 +55,52 @@ export function databaseUrlFor(service: string, env: Env): string | undefined {
 
 export const stageSchema = z.string().check(z.regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be lower-case letters, digits and dashes"));
 
-/** Boolean-ish environment values: "1", "true", "yes" are true. */
-export const envFlag = z.pipe(
-  z.optional(z.string()),
-  z.transform((value) => value !== undefined && /^(1|true|yes)$/i.test(value)),
-);
+const commonEnv = z.object({
+  STAGE: z._default(stageSchema, "local"),
+  LOG_LEVEL: z._default(z.enum(["debug", "info", "warn", "error"]), "info"),
+  EVENT_BUS_NAME: z._default(z.string().check(z.minLength(1)), "default"),
+  EVENT_BUS_ENDPOINT: z.optional(z.url()),
+  AWS_REGION: z.optional(z.string()),
+  JWT_ISSUER: z._default(z.string().check(z.minLength(1)), "enclave-auth"),
+  JWT_AUDIENCE: z._default(z.string().check(z.minLength(1)), "enclave"),
+  /** The auth service's public keys: a JWKS URL, or the JWKS document itself. */
+  AUTH_JWKS_URL: z.optional(z.url()),
+  AUTH_PUBLIC_JWKS: z.optional(z.string().check(z.refine(isPublicJwksJson, 'must be a JWKS document ({"keys": [...]}) of public keys only'))),
+  /** The stage's public service keys: when set, other services may call this one's service routes. */
+  SERVICE_PUBLIC_JWKS: z.optional(z.string().check(z.refine(isPublicJwksJson, 'must be a JWKS document ({"keys": [...]}) of public keys only'))),
+  DB_MAX_CONNECTIONS: z._default(z.coerce.number().check(z.int(), z.positive()), 1),
+  NEON_WS_PROXY: z.optional(z.string()),
+  /** Which of the service's jobs a job function runs (the deployment sets it per function). */
+  JOB_NAME: z.optional(z.string().check(z.regex(/^[a-z][a-z0-9-]*$/, "must be a job name (kebab-case)"))),
+});
+export type CommonConfig = z.output<typeof commonEnv> & { service: string; databaseUrl: string };
+
+/** A P-256 private JWK in a variable (the service key that signs a service's calls to another). */
+export const privateJwkVariable = z.string().check(z.refine(isPrivateJwkJson, "must be a P-256 private JWK (JSON)"));
+
+/** Parses the variables every service reads; each service's config.ts calls this with process.env. */
+export function parseCommonConfig(service: string, env: Env): CommonConfig {
+  // Every problem at once, so one failed start-up shows everything to fix.
+  const problems: string[] = [];
+  let common: z.output<typeof commonEnv> | undefined;
+  try {
+    common = parseEnv(commonEnv, env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
+  }
+  const serviceVariable = `${service.toUpperCase()}_DATABASE_URL`;
+  const databaseUrl = databaseUrlFor(service, env);
+  if (!databaseUrl) {
+    problems.push(`${serviceVariable} (or DATABASE_URL) is required`);
+  } else {
+    try {
+      driverFor(databaseUrl);
+    } catch {
+      // Never echo the URL: it may carry a password.
+      problems.push(`${env[serviceVariable] ? serviceVariable : "DATABASE_URL"}: must be pglite://memory, pglite://<dir>, postgres://… or a Neon URL`);
+    }
+  }
+  if (problems.length > 0 || !common || !databaseUrl) throw new ConfigError(problems);
+  return { ...common, service, databaseUrl };
+}

@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { authOutbox } from "@enclave/auth/auth.sql";
-import type { Database, EventHandler } from "@enclave/core";
-import { createTestDatabase, testServerUrl } from "@enclave/core/testing";
+import type { Database, Subscription } from "@enclave/core";
+import { createTestDatabase, testServerUrl } from "@enclave/core/testing/database";
 import { profileInbox, profileOutbox, userProfilesTable } from "@enclave/profile/profile.sql";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
@@ -32,16 +32,16 @@ function servicesWith(probe: ConsumerProbe): LocalService[] {
     .filter((s) => ["auth", "profile"].includes(s.module.manifest.name))
     .map((service) => {
       if (service.module.manifest.name !== "profile") return service;
-      const real = service.module.consumers["on-user-registered"]!;
-      const consumer = (context: Parameters<typeof real>[0]): EventHandler => {
-        const handle = real(context);
-        return async (event, delivery) => {
+      const real = service.module.jobs["on-user-registered"] as Subscription;
+      const probed: Subscription = {
+        ...real,
+        handle: async (context, event, delivery) => {
           probe.calls.push({ eventId: event.id, attempt: delivery.attempt, at: performance.now() });
           if (probe.failing) throw new Error("profile store unavailable");
-          await handle(event, delivery);
-        };
+          await real.handle(context, event, delivery);
+        },
       };
-      return { ...service, module: { ...service.module, consumers: { ...service.module.consumers, "on-user-registered": consumer } } };
+      return { ...service, module: { ...service.module, jobs: { ...service.module.jobs, "on-user-registered": probed } } };
     });
 }
 

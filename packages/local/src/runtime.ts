@@ -1,14 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { generateSigningJwk } from "@enclave/auth";
 import {
-  APP,
   type AppEnv,
   AppError,
-  createServiceTokenVerifier,
-  createTokenVerifier,
   type Database,
   describeError,
+  eventHandler,
   finalizeApp,
   log,
   openDatabase,
@@ -17,8 +14,8 @@ import {
   type ServiceContext,
 } from "@enclave/core";
 import { migrate } from "@enclave/core/db/migrate";
+import { generatePrivateJwk, type PrivateJwk, parsePrivateJwk, publicJwksJson } from "@enclave/core/keys";
 import { Hono } from "hono";
-import type { JWK } from "jose";
 import { LocalBus } from "./bus";
 import { type LocalConfig, readLocalConfig } from "./config";
 import { mountDocs } from "./docs";
@@ -45,17 +42,14 @@ export interface StartOptions {
   services?: LocalService[];
 }
 
-/** `stageDir/<name>.json`, generated once: restarts keep signed tokens valid. */
-function loadOrCreateKey(file: string, fromEnv: string | undefined): Promise<JWK> | JWK {
-  if (fromEnv) return JSON.parse(fromEnv) as JWK;
-  if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as JWK;
-  return generateSigningJwk().then((jwk) => {
-    writeFileSync(file, JSON.stringify(jwk), { mode: 0o600 });
-    return jwk;
-  });
+/** The key in `variable`, else `stageDir/<name>.json`, generated once: restarts keep signed tokens valid. */
+function loadOrCreateKey(variable: string, fromEnv: string | undefined, file: string): PrivateJwk {
+  if (fromEnv) return parsePrivateJwk(variable, fromEnv);
+  if (existsSync(file)) return parsePrivateJwk(file, readFileSync(file, "utf8"));
+  const jwk = generatePrivateJwk();
+  writeFileSync(file, JSON.stringify(jwk), { mode: 0o600 });
+  return jwk;
 }
-
-const publicJwk = ({ d: _private, ...rest }: JWK): JWK => rest;
 
 /**
  * Builds the whole system in one process: a database per service (PGlite under DATA_DIR unless a
@@ -69,12 +63,13 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   const stageDir = resolve(config.DATA_DIR, config.STAGE);
   mkdirSync(stageDir, { recursive: true });
 
-  const signingJwk = await loadOrCreateKey(join(stageDir, "auth-signing-key.json"), env.AUTH_SIGNING_KEY);
-  const serviceSigningJwk = await loadOrCreateKey(join(stageDir, "service-signing-key.json"), env.SERVICE_SIGNING_KEY);
+  // The stage's two keys, as a deployed stage has them: every service gets the public halves.
+  const signingJwk = loadOrCreateKey("AUTH_SIGNING_KEY", env.AUTH_SIGNING_KEY, join(stageDir, "auth-signing-key.json"));
+  const serviceSigningJwk = loadOrCreateKey("SERVICE_SIGNING_KEY", env.SERVICE_SIGNING_KEY, join(stageDir, "service-signing-key.json"));
   env.AUTH_SIGNING_KEY = JSON.stringify(signingJwk);
-  env.AUTH_PUBLIC_JWKS = JSON.stringify({ keys: [{ ...publicJwk(signingJwk), alg: "ES256" }] });
+  env.AUTH_PUBLIC_JWKS = publicJwksJson(signingJwk);
   env.SERVICE_SIGNING_KEY = JSON.stringify(serviceSigningJwk);
-  env.SERVICE_PUBLIC_JWKS = JSON.stringify({ keys: [{ ...publicJwk(serviceSigningJwk), alg: "ES256" }] });
+  env.SERVICE_PUBLIC_JWKS = publicJwksJson(serviceSigningJwk);
   env.STAGE = config.STAGE;
 
   // One database per distinct URL: services sharing DATABASE_URL share one PGlite instance
@@ -97,14 +92,6 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   }
 
   const bus = new LocalBus({ dir: join(stageDir, "bus"), maxAttempts: config.BUS_MAX_ATTEMPTS, baseDelayMs: config.BUS_RETRY_BASE_MS });
-  // Each service verifies users' access tokens and, addressed to it by name, other services' tokens.
-  const verifierFor = (service: string) =>
-    createTokenVerifier({
-      issuer: env.JWT_ISSUER ?? "enclave-auth",
-      audience: env.JWT_AUDIENCE ?? "enclave",
-      jwks: JSON.parse(env.AUTH_PUBLIC_JWKS as string),
-      serviceTokens: createServiceTokenVerifier({ audience: service, jwks: JSON.parse(env.SERVICE_PUBLIC_JWKS as string) }),
-    });
   const app = new Hono<AppEnv>();
   app.use(requestContext("*"));
   const fetchLocal = async (request: Request) => app.fetch(request);
@@ -113,15 +100,13 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   for (const service of services) {
     const name = service.module.manifest.name;
     const database = databases.get(name) as Database;
-    const base: ServiceContext = { app: APP, stage: config.STAGE, database: async () => database, bus, verifier: verifierFor(name) };
-    const local: LocalContextBase = { base, stageDir, env, signingJwk, serviceSigningJwk, fetch: fetchLocal };
+    // Each service verifies tokens as deployed, from the same variables (core's verifierFromConfig).
+    const local: LocalContextBase = { env, overrides: { database: async () => database, bus }, fetch: fetchLocal };
     const context = await service.context(local);
     contexts.set(name, context);
     app.route("/", service.module.createApp(context));
-    for (const subscription of service.module.manifest.subscriptions) {
-      const consumer = service.module.consumers[subscription.name];
-      if (!consumer) throw new Error(`${name} declares subscription ${subscription.name} but has no consumer for it`);
-      bus.subscribe({ name: `${name}.${subscription.name}`, pattern: subscription.pattern, handler: consumer(context) });
+    for (const [job, declared] of Object.entries(service.module.jobs)) {
+      if (declared.kind === "subscription") bus.subscribe({ name: `${name}.${job}`, pattern: declared.pattern, handler: eventHandler(job, declared, context) });
     }
   }
   mountDocs(
@@ -154,10 +139,9 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   finalizeApp(app);
 
   const runCron = async (service: string, name: string) => {
-    const module = services.find((s) => s.module.manifest.name === service)?.module;
-    const job = module?.crons[name];
-    if (!module || !job) throw new Error(`no cron ${service}.${name}`);
-    return job(contexts.get(service) as ServiceContext)();
+    const job = services.find((s) => s.module.manifest.name === service)?.module.jobs[name];
+    if (job?.kind !== "cron") throw new Error(`no cron ${service}.${name}`);
+    return job.run(contexts.get(service) as ServiceContext);
   };
 
   // Seeds: essential everywhere, development unless SEED=none. Subscribers are registered
@@ -174,13 +158,14 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   const running = new Set<string>();
   if (config.LOCAL_CRONS === "1") {
     for (const service of services) {
-      for (const cron of service.module.manifest.crons) {
-        const key = `${service.module.manifest.name}.${cron.name}`;
+      for (const [job, cron] of Object.entries(service.module.jobs)) {
+        if (cron.kind !== "cron") continue;
+        const key = `${service.module.manifest.name}.${job}`;
         const tick = async () => {
           if (running.has(key)) return; // a slow run is never overlapped by the next tick
           running.add(key);
           try {
-            await runCron(service.module.manifest.name, cron.name);
+            await runCron(service.module.manifest.name, job);
           } catch (error) {
             log("error", "cron failed", { cron: key, ...describeError(error) });
           } finally {

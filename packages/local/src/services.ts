@@ -10,29 +10,13 @@ import { localService } from "./registry";
 
 /** Every service the local runtime serves, in start-up order. Add a service here to run it locally. */
 export const localServices = [
-  localService({
-    module: authService,
-    context: (local) => authContextFromConfig(readAuthConfig(local.env), { database: local.base.database, bus: local.base.bus, verifier: local.base.verifier }),
-  }),
-  localService({
-    module: adminService,
-    context: (local) =>
-      adminContextFromConfig(readAdminConfig(local.env), { database: local.base.database, bus: local.base.bus, verifier: local.base.verifier }),
-  }),
-  localService({
-    module: profileService,
-    context: (local) =>
-      profileContextFromConfig(readProfileConfig(local.env), { database: local.base.database, bus: local.base.bus, verifier: local.base.verifier }),
-  }),
+  localService({ module: authService, context: (local) => authContextFromConfig(readAuthConfig(local.env), local.overrides) }),
+  localService({ module: adminService, context: (local) => adminContextFromConfig(readAdminConfig(local.env), local.overrides) }),
+  localService({ module: profileService, context: (local) => profileContextFromConfig(readProfileConfig(local.env), local.overrides) }),
   localService({
     module: paymentsService,
     context: (local) =>
-      paymentsContextFromConfig(readPaymentsConfig({ ...local.env, SERVICE_SIGNING_KEY: JSON.stringify(local.serviceSigningJwk) }), {
-        database: local.base.database,
-        bus: local.base.bus,
-        verifier: local.base.verifier,
-        // Recipient lookups reach auth in-process, exactly as over HTTP, with a service token.
-        authFetch: local.fetch,
-      }),
+      // Recipient lookups reach auth in-process, exactly as over HTTP, with a service token.
+      paymentsContextFromConfig(readPaymentsConfig(local.env), { ...local.overrides, authFetch: local.fetch }),
   }),
 ];

@@ -1,12 +1,11 @@
-import { parseCommonConfig, parseEnv } from "@enclave/core";
-import { isPrivateEcJwkJson } from "@enclave/core/http/service-token";
+import { parseCommonConfig, parseEnv, privateJwkVariable } from "@enclave/core";
 import * as z from "zod/mini";
 
 const paymentsEnv = z.object({
   /** Base URL auth is served at (the API's URL in the cloud); recipients are looked up there. */
   AUTH_URL: z._default(z.url(), "http://localhost:3000"),
   /** The stage's service key (a P-256 private JWK, JSON) that signs this service's calls to auth. */
-  SERVICE_SIGNING_KEY: z.string().check(z.refine(isPrivateEcJwkJson, "must be a P-256 private JWK (JSON)")),
+  SERVICE_SIGNING_KEY: privateJwkVariable,
   /** Per attempt; a lookup makes at most two. */
   AUTH_TIMEOUT_MS: z._default(z.coerce.number().check(z.int(), z.minimum(100), z.maximum(10_000)), 2_000),
   /** The payment-provider adapter. Only the deterministic simulator exists so far. */

@@ -1,8 +1,10 @@
-import { contextFromConfig, type ServiceContext } from "@enclave/core";
+import { type ContextOverrides, contextFromConfig, type ServiceContext } from "@enclave/core";
 import { createServiceTokenSigner } from "@enclave/core/http/service-token";
+import { parsePrivateJwk } from "@enclave/core/keys";
 import { createAuthClient, type Fetch, type UserDirectory } from "./auth-client";
 import type { PaymentsConfig } from "./config";
 import { paymentsManifest } from "./manifest";
+import { paymentsOutbox } from "./payments.sql";
 import { type PaymentProvider, simulatorProvider } from "./provider";
 
 export interface ProcessingSettings {
@@ -28,16 +30,17 @@ export interface PaymentsContext extends ServiceContext {
 export const defaultProcessing: ProcessingSettings = { batchSize: 50, leaseMs: 5 * 60_000, instantGraceMs: 2 * 60_000 };
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60_000;
 
-export type PaymentsOverrides = Partial<PaymentsContext> & {
-  /** Transport to auth (the local runtime passes its in-process fetch). */
-  authFetch?: Fetch;
-};
+export type PaymentsOverrides = ContextOverrides &
+  Partial<Omit<PaymentsContext, keyof ServiceContext>> & {
+    /** Transport to auth (the local runtime passes its in-process fetch). */
+    authFetch?: Fetch;
+  };
 
 /** The payments context of a deployed function: configuration in, nothing connected yet. */
 export function paymentsContextFromConfig(config: PaymentsConfig, overrides: PaymentsOverrides = {}): PaymentsContext {
-  const { authFetch, ...rest } = overrides;
-  const base = contextFromConfig(config, rest);
-  const signer = createServiceTokenSigner({ service: paymentsManifest.name, privateJwk: JSON.parse(config.SERVICE_SIGNING_KEY) });
+  const { authFetch, database, bus, verifier, ...rest } = overrides;
+  const base = contextFromConfig(config, { outbox: paymentsOutbox, database, bus, verifier });
+  const signer = createServiceTokenSigner({ service: paymentsManifest.name, privateJwk: parsePrivateJwk("SERVICE_SIGNING_KEY", config.SERVICE_SIGNING_KEY) });
   return {
     ...base,
     users: createAuthClient({ baseUrl: config.AUTH_URL, signer, timeoutMs: config.AUTH_TIMEOUT_MS, ...(authFetch ? { fetch: authFetch } : {}) }),

@@ -1,24 +1,16 @@
-import { outboxSweeper, type ServiceModule } from "@enclave/core";
-import { processConsumer } from "./consumers/process";
+import { defineService } from "@enclave/core";
 import type { PaymentsContext } from "./context";
+import { paymentsJobs } from "./jobs";
 import { paymentsManifest } from "./manifest";
-import { paymentsOutbox } from "./payments.sql";
-import { expireIdempotencyKeys, runDue } from "./processing";
 import { createPaymentsApp } from "./routes";
 
-export const paymentsService: ServiceModule<PaymentsContext> = {
+export const paymentsService = defineService<PaymentsContext>({
   manifest: paymentsManifest,
-  outbox: paymentsOutbox,
+  jobs: paymentsJobs,
   createApp: createPaymentsApp,
-  consumers: { process: processConsumer },
-  crons: {
-    due: (ctx) => () => runDue(ctx),
-    "outbox-sweeper": outboxSweeper(paymentsOutbox),
-    "idempotency-expiry": (ctx) => () => expireIdempotencyKeys(ctx),
-  },
   // Payments holds no reference data; the development users come from auth's seed.
   seeds: {},
-};
+});
 
 export type { PaymentsContext } from "./context";
 export { paymentsContextFromConfig } from "./context";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { authContextFromConfig } from "@enclave/auth";
 import { readAuthConfig } from "@enclave/auth/config";
-import { createTestDatabase, type TestDatabase, testServerUrl } from "@enclave/core/testing";
+import { createTestDatabase, type TestDatabase, testServerUrl } from "@enclave/core/testing/database";
 import { localService } from "@enclave/local/registry";
 import { createLocalRuntime, type LocalRuntime } from "@enclave/local/runtime";
 import { localServices } from "@enclave/local/services";
@@ -39,7 +39,7 @@ beforeAll(async () => {
       // addressed to it (SERVICE_PUBLIC_JWKS) on the routes open to services.
       localService({
         module: auth.module as never,
-        context: (local) => authContextFromConfig(readAuthConfig(local.env), { database: local.base.database, bus: local.base.bus }),
+        context: (local) => authContextFromConfig(readAuthConfig(local.env), local.overrides),
       }),
       payments,
     ],

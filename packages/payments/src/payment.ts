@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import {
   AppError,
-  commitWithEvents,
+  changed,
   decodeCursor,
   Email,
   type EventMetadata,
@@ -26,12 +26,11 @@ import {
   type PaymentInterval,
   paymentIntervals,
   paymentStatuses,
-  paymentsOutbox,
   paymentsTable,
   paymentTransactionsTable,
   paymentTypes,
 } from "./payments.sql";
-import { appendTransaction, type PaymentInfo, type PaymentRow, paymentEvent, relay, source, toPaymentInfo, transition } from "./state";
+import { appendTransaction, type PaymentInfo, type PaymentRow, paymentEvent, toPaymentInfo, transition } from "./state";
 
 /** An unpaired UTF-16 surrogate: JSON can carry one, but neither UTF-8 text nor jsonb can hold it. */
 const unpairedSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -203,15 +202,13 @@ export async function createPayment(
   const event = paymentEvent("payment.created", row, "pending", { ...metadata, actor: me.userId }, now);
   const expiresAt = new Date(now.getTime() + ctx.idempotencyTtlMs);
   try {
-    await commitWithEvents(db, {
-      outbox: paymentsOutbox,
-      source: source(ctx),
+    await ctx.events.commit(db, {
       table: paymentsTable,
       change: db.insert(paymentsTable).values(row).returning(),
       also: [
         appendTransaction({ status: "pending", message: "created", now }),
         sql`insert into ${idempotencyKeysTable} ("caller_id", "key", "fingerprint", "payment_id", "response_status", "response_body", "created_at", "expires_at")
-          select ${me.userId}::uuid, ${key}, ${fingerprint}, "id", ${result.status}, ${JSON.stringify(result.body)}::jsonb, ${now.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz from "change"`,
+          select ${me.userId}::uuid, ${key}, ${fingerprint}, "id", ${result.status}, ${JSON.stringify(result.body)}::jsonb, ${now.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz from ${changed}`,
       ],
       events: [event],
     });
@@ -223,7 +220,6 @@ export async function createPayment(
     }
     throw error;
   }
-  await relay(ctx, db, [event]);
   return result;
 }
 
@@ -339,6 +335,5 @@ export async function cancelPayment(ctx: PaymentsContext, principal: Principal |
     events: [event],
   });
   if (!row) throw new AppError("conflict", "The payment is no longer pending; it cannot be cancelled.");
-  await relay(ctx, db, [event]);
   return toPaymentInfo(row);
 }

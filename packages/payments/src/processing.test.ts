@@ -1,11 +1,10 @@
 import { createEvent } from "@enclave/core";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import { processConsumer } from "./consumers/process";
 import { paymentsInbox, paymentsTable } from "./payments.sql";
 import { addInterval, runDue } from "./processing";
 import type { PaymentProvider } from "./provider";
-import { call, createPaymentsHarness, type PaymentsHarness, type TestUser } from "./testing";
+import { call, createPaymentsHarness, type PaymentsHarness, processConsumer, type TestUser } from "./testing";
 
 let h: PaymentsHarness;
 let alice: TestUser;

@@ -1,12 +1,10 @@
-import { commitWithEvents, type Db, describeError, type EventMetadata, log, rowsOf, uuidv7 } from "@enclave/core";
+import { changed, type Db, describeError, type EventMetadata, log, rowsOf, uuidv7 } from "@enclave/core";
 import { and, asc, eq, isNull, lt, lte, or, type SQLWrapper, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import type { PaymentsContext } from "./context";
-import { idempotencyKeysTable, type PaymentInterval, paymentsInbox, paymentsOutbox, paymentsTable } from "./payments.sql";
+import { idempotencyKeysTable, type PaymentInterval, paymentsInbox, paymentsTable } from "./payments.sql";
 import type { ChargeResult } from "./provider";
-import { appendTransaction, type PaymentRow, paymentEvent, relay, source, transition } from "./state";
-
-export const PROCESS_SUBSCRIBER = "process";
+import { appendTransaction, type PaymentRow, paymentEvent, transition } from "./state";
 
 export type ProcessOutcome = "completed" | "failed" | "skipped" | "stalled";
 
@@ -75,7 +73,6 @@ async function settle(ctx: PaymentsContext, db: Db, payment: PaymentRow, correla
   });
   // Nothing changed: another worker (a cron retry) settled it first.
   if (!row) return "skipped";
-  await relay(ctx, db, [event]);
   return completed ? "completed" : "failed";
 }
 
@@ -136,9 +133,7 @@ async function claimDue(ctx: PaymentsContext, db: Db): Promise<PaymentRow[]> {
     .orderBy(asc(paymentsTable.dueAt))
     .limit(ctx.processing.batchSize)
     .for("update", { skipLocked: true });
-  return commitWithEvents(db, {
-    outbox: paymentsOutbox,
-    source: source(ctx),
+  return ctx.events.commit(db, {
     table: paymentsTable,
     change: db
       .update(paymentsTable)
@@ -208,9 +203,7 @@ async function createNextOccurrences(ctx: PaymentsContext, db: Db, correlationId
       updatedAt: now,
     };
     const event = paymentEvent("payment.created", next, "pending", { correlationId, actor: null }, now);
-    const [inserted] = await commitWithEvents(db, {
-      outbox: paymentsOutbox,
-      source: source(ctx),
+    const [inserted] = await ctx.events.commit(db, {
       table: paymentsTable,
       change: db
         .insert(paymentsTable)
@@ -219,14 +212,11 @@ async function createNextOccurrences(ctx: PaymentsContext, db: Db, correlationId
         .returning(),
       also: [
         appendTransaction({ status: "pending", message: `occurrence ${next.occurrence} of a recurring payment`, now }),
-        sql`update ${paymentsTable} set "next_payment_id" = "change"."id" from "change" where ${paymentsTable}."id" = ${payment.id}::uuid`,
+        sql`update ${paymentsTable} set "next_payment_id" = ${changed}."id" from ${changed} where ${paymentsTable}."id" = ${payment.id}::uuid`,
       ],
       events: [event],
     });
-    if (inserted) {
-      created++;
-      await relay(ctx, db, [event]);
-    }
+    if (inserted) created++;
   }
   return created;
 }

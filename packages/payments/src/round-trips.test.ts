@@ -80,7 +80,7 @@ describe("round trips per payments route", () => {
   test("the process consumer: 3 per payment (claim, settle with event, mark-sent); a redelivery 1", async () => {
     const res = await call(h.app, "POST", "/payments", { recipientEmail: bob.email, amount: "3.00" }, alice.token, { "idempotency-key": `rt-${++n}` });
     const event = h.events("payment.created").find((e) => e.detail.data.paymentId === res.body.payment.id)!.detail;
-    const { processConsumer } = await import("./consumers/process");
+    const { processConsumer } = await import("./testing");
     const consume = processConsumer(h.ctx);
     let before = h.database.stats.queries;
     await consume(event, { attempt: 1 });

@@ -1,7 +1,7 @@
 import { pgConstraint, pgErrorCode, sweepOutbox, uuidv7 } from "@enclave/core";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { paymentsManifest } from "./manifest";
+import { paymentsJobs } from "./jobs";
 import { paymentsOutbox, paymentsTable } from "./payments.sql";
 import { call, createPaymentsHarness, type PaymentsHarness, type TestUser } from "./testing";
 
@@ -102,9 +102,12 @@ describe("API.md conventions", () => {
     expect(res.status).toBe(413);
   });
 
-  test("the manifest matches what the service publishes and runs", () => {
-    expect(paymentsManifest.subscriptions.map((s) => s.name)).toEqual(["process"]);
-    expect(paymentsManifest.crons.map((c) => [c.name, c.schedule])).toContainEqual(["due", "rate(1 minute)"]);
+  test("the jobs match what the service publishes and runs", () => {
+    expect(Object.entries(paymentsJobs).flatMap(([name, job]) => (job.kind === "subscription" ? [name] : []))).toEqual(["process"]);
+    expect(Object.entries(paymentsJobs).flatMap(([name, job]) => (job.kind === "cron" ? [[name, job.schedule]] : []))).toContainEqual([
+      "due",
+      "rate(1 minute)",
+    ]);
   });
 });
 

@@ -1,8 +1,8 @@
-import { commitWithEvents, createEvent, type Db, type EventEnvelope, type EventMetadata, eventSource, iso, relayEvents, uuidv7 } from "@enclave/core";
+import { changed, createEvent, type Db, type EventEnvelope, type EventMetadata, iso, uuidv7 } from "@enclave/core";
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import * as z from "zod/mini";
 import type { PaymentsContext } from "./context";
-import { type PaymentStatus, paymentIntervals, paymentStatuses, paymentsOutbox, paymentsTable, paymentTransactionsTable, paymentTypes } from "./payments.sql";
+import { type PaymentStatus, paymentIntervals, paymentStatuses, paymentsTable, paymentTransactionsTable, paymentTypes } from "./payments.sql";
 
 export type PaymentRow = typeof paymentsTable.$inferSelect;
 
@@ -46,10 +46,6 @@ export function toPaymentInfo(row: PaymentRow): PaymentInfo {
   };
 }
 
-export const source = (ctx: PaymentsContext) => eventSource(ctx.app, "payments");
-export const relay = (ctx: PaymentsContext, db: Db, events: EventEnvelope[]) =>
-  relayEvents(db, { outbox: paymentsOutbox, source: source(ctx), bus: ctx.bus }, events);
-
 type PaymentEventType = "payment.created" | "payment.completed" | "payment.failed" | "payment.cancelled";
 
 /** A payment event (API.md data) for a payment in its new status. */
@@ -71,11 +67,11 @@ const transitions: Record<PaymentStatus, PaymentStatus[]> = {
   cancelled: [],
 };
 
-/** SQL appending a history row for the payment `change` returned (used inside a commitWithEvents). */
+/** SQL appending a history row for the payment the commit `changed` (one of its `also` statements). */
 export function appendTransaction(values: { status: SQL | PaymentStatus; message: string | null; pspTransactionId?: string | null; now: Date; id?: SQL }) {
   const status = typeof values.status === "string" ? sql`${values.status}` : values.status;
   return sql`insert into ${paymentTransactionsTable} ("id", "payment_id", "status", "status_message", "psp_transaction_id", "created_at")
-    select ${values.id ?? sql`${uuidv7(values.now.getTime())}::uuid`}, "id", ${status}, ${values.message}, ${values.pspTransactionId ?? null}, ${values.now.toISOString()}::timestamptz from "change"`;
+    select ${values.id ?? sql`${uuidv7(values.now.getTime())}::uuid`}, "id", ${status}, ${values.message}, ${values.pspTransactionId ?? null}, ${values.now.toISOString()}::timestamptz from ${changed}`;
 }
 
 export interface Transition {
@@ -91,7 +87,7 @@ export interface Transition {
   pspTransactionId?: string | null;
   /** Written to the outbox only if the transition happened. */
   events: EventEnvelope[];
-  /** More statements of the same commit (they may select from "change"). */
+  /** More statements of the same commit (they may select from `changed`). */
   also?: SQL[];
 }
 
@@ -102,9 +98,7 @@ export interface Transition {
  */
 export async function transition(ctx: PaymentsContext, db: Db, step: Transition): Promise<PaymentRow | undefined> {
   if (!transitions[step.from].includes(step.to)) throw new Error(`illegal payment transition ${step.from} → ${step.to}`);
-  const [row] = await commitWithEvents(db, {
-    outbox: paymentsOutbox,
-    source: source(ctx),
+  const [row] = await ctx.events.commit(db, {
     table: paymentsTable,
     change: db
       .update(paymentsTable)

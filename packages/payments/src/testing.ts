@@ -1,15 +1,17 @@
-import { generateSigningJwk, importSigningKey, type SigningKey, signAccessToken } from "@enclave/auth/tokens";
-import { type BusEntry, createTokenVerifier, type MemoryBus, memoryBus, type Role, uuidv7 } from "@enclave/core";
+import { type BusEntry, eventHandler, type MemoryBus, type Role, uuidv7 } from "@enclave/core";
 import { createServiceTokenSigner, createServiceTokenVerifier } from "@enclave/core/http/service-token";
-import { createTestDatabase, type TestDatabase } from "@enclave/core/testing";
+import { testServiceContext } from "@enclave/core/testing/context";
+import { createTestDatabase, type TestDatabase } from "@enclave/core/testing/database";
+import { testUserKeys } from "@enclave/core/testing/users";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { createAuthClient, type DirectoryUser } from "./auth-client";
-import { processConsumer } from "./consumers/process";
 import { defaultProcessing, IDEMPOTENCY_TTL_MS, type PaymentsContext } from "./context";
+import { paymentsJobs } from "./jobs";
+import { paymentsOutbox } from "./payments.sql";
 import { simulatorProvider } from "./provider";
 import { createPaymentsApp } from "./routes";
 
-export { call } from "@enclave/auth/testing";
+export { call } from "@enclave/core/testing/http";
 
 /**
  * Auth's user lookups as payments sees them over HTTP: it checks the service token (audience
@@ -84,9 +86,9 @@ export interface PaymentsHarness {
 /** A migrated payments database, an in-memory bus, a fake auth and the simulator around the payments app. */
 export async function createPaymentsHarness(overrides: Partial<PaymentsContext> = {}): Promise<PaymentsHarness> {
   const database = await createTestDatabase(["payments"]);
-  const bus = memoryBus();
-  const userKey: SigningKey = await importSigningKey(await generateSigningJwk());
-  const tokens = { issuer: "enclave-auth", audience: "enclave", accessTtlSeconds: 900 };
+  const userKeys = await testUserKeys();
+  const base = testServiceContext("payments", paymentsOutbox, { database, verifier: userKeys.verifier });
+  const bus = base.bus;
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const serviceJwk = { ...(await exportJWK(privateKey)), kid: "stage-service-key" };
   const { d: _private, ...servicePublic } = serviceJwk;
@@ -94,11 +96,7 @@ export async function createPaymentsHarness(overrides: Partial<PaymentsContext> 
   const provider = simulatorProvider();
   const clock = { offsetMs: 0 };
   const ctx: PaymentsContext = {
-    app: "enclave",
-    stage: "test",
-    database: async () => database,
-    bus,
-    verifier: createTokenVerifier({ issuer: tokens.issuer, audience: tokens.audience, jwks: { keys: [userKey.publicJwk] } }),
+    ...base,
     users: createAuthClient({
       baseUrl: "http://auth.test",
       signer: createServiceTokenSigner({ service: "payments", privateJwk: serviceJwk }),
@@ -126,7 +124,7 @@ export async function createPaymentsHarness(overrides: Partial<PaymentsContext> 
       const id = uuidv7();
       const email = `${name.toLowerCase()}-${id.slice(-8)}@example.com`;
       auth.users.set(email, { id, email, name, role });
-      return { id, email, role, token: await signAccessToken(userKey, tokens, { id, role }) };
+      return { id, email, role, token: await userKeys.sign({ id, role }) };
     },
     async deliverCreated() {
       const pending = bus.entries.slice(delivered);
@@ -143,3 +141,6 @@ export async function createPaymentsHarness(overrides: Partial<PaymentsContext> 
     dispose: () => database.dispose(),
   };
 }
+
+/** The payment.created subscription as the bus calls it. */
+export const processConsumer = (ctx: PaymentsContext) => eventHandler("process", paymentsJobs.process, ctx);

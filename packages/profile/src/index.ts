@@ -1,19 +1,16 @@
-import { outboxSweeper, type ServiceModule } from "@enclave/core";
-import { onUserRegistered } from "./consumers/on-user-registered";
+import { defineService } from "@enclave/core";
 import type { ProfileContext } from "./context";
+import { profileJobs } from "./jobs";
 import { profileManifest } from "./manifest";
-import { profileOutbox } from "./profile.sql";
 import { createProfileApp } from "./routes";
 
-export const profileService: ServiceModule<ProfileContext> = {
+export const profileService = defineService<ProfileContext>({
   manifest: profileManifest,
-  outbox: profileOutbox,
+  jobs: profileJobs,
   createApp: createProfileApp,
-  consumers: { "on-user-registered": onUserRegistered },
-  crons: { "outbox-sweeper": outboxSweeper(profileOutbox) },
   // Profiles come from user.registered (seeded users included): nothing to seed here.
   seeds: {},
-};
+});
 
 export type { ProfileContext } from "./context";
 export { profileContextFromConfig } from "./context";

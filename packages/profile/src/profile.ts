@@ -1,20 +1,20 @@
 import {
   AppError,
+  changed,
   createEvent,
   type EventEnvelope,
   type EventMetadata,
-  eventSource,
   iso,
   mapRow,
   type Queryable,
-  relayEvents,
   rowsOf,
+  type ServiceEvents,
   uuidv7,
 } from "@enclave/core";
 import { eq, type SQL, sql } from "drizzle-orm";
 import * as z from "zod/mini";
 import type { ProfileContext } from "./context";
-import { profileOutbox, type StoredAddress, userProfilesTable } from "./profile.sql";
+import { type StoredAddress, userProfilesTable } from "./profile.sql";
 
 /**
  * Single-line text: no control characters (PostgreSQL text cannot even hold a NUL) and no
@@ -183,15 +183,6 @@ export function toProfileInfo(row: ProfileRow): ProfileInfo {
   };
 }
 
-const source = (ctx: ProfileContext) => eventSource(ctx.app, "profile");
-const relayTarget = (ctx: ProfileContext) => ({ outbox: profileOutbox, source: source(ctx), bus: ctx.bus });
-
-/** An outbox row for `event`, written only when `condition` (SQL over the statement's CTEs) holds. */
-function outboxInsert(src: string, event: EventEnvelope, condition: SQL): SQL {
-  return sql`insert into ${profileOutbox} ("id", "source", "type", "detail")
-    select ${event.id}::uuid, ${src}, ${event.type}, ${JSON.stringify(event)}::jsonb where ${condition}`;
-}
-
 /**
  * Makes sure `userId` has a profile, in one statement: insert the default profile (and its
  * profile.created outbox row) unless one exists, and otherwise read the existing one. Two
@@ -201,23 +192,23 @@ function outboxInsert(src: string, event: EventEnvelope, condition: SQL): SQL {
  */
 export async function ensureProfile(
   db: Queryable,
-  src: string,
+  events: ServiceEvents,
   userId: string,
   metadata: EventMetadata,
 ): Promise<{ row: ProfileRow | undefined; created: EventEnvelope | undefined }> {
   const id = uuidv7();
   const event = createEvent("profile.created", { profileId: id, userId }, metadata);
   const result = await db.execute(sql`
-    with "change" as (
+    with ${changed} as (
       insert into ${userProfilesTable} ("id", "user_id")
       select ${id}::uuid, ${userId}::uuid
       where not exists (select 1 from ${userProfilesTable} where "user_id" = ${userId}::uuid)
       on conflict ("user_id") do nothing
       returning *),
-    "events" as (${outboxInsert(src, event, sql`exists (select 1 from "change")`)})
-    select true as "created", * from "change"
+    "events" as (${events.record([event], sql`exists (select 1 from ${changed})`)})
+    select true as "created", * from ${changed}
     union all
-    select false as "created", * from ${userProfilesTable} where "user_id" = ${userId}::uuid and not exists (select 1 from "change")`);
+    select false as "created", * from ${userProfilesTable} where "user_id" = ${userId}::uuid and not exists (select 1 from ${changed})`);
   const [raw] = rowsOf<Record<string, unknown> & { created: boolean }>(result);
   return { row: raw ? mapRow(userProfilesTable, raw) : undefined, created: raw?.created ? event : undefined };
 }
@@ -229,8 +220,8 @@ export async function ensureProfile(
  */
 export async function getOwnProfile(ctx: ProfileContext, userId: string, metadata: EventMetadata): Promise<ProfileInfo> {
   const db = (await ctx.database()).db;
-  const { row, created } = await ensureProfile(db, source(ctx), userId, metadata);
-  if (created) await relayEvents(db, relayTarget(ctx), [created]);
+  const { row, created } = await ensureProfile(db, ctx.events, userId, metadata);
+  if (created) await ctx.events.publish(db, [created]);
   if (row) return toProfileInfo(row);
   const [raced] = await db.select().from(userProfilesTable).where(eq(userProfilesTable.userId, userId));
   if (!raced) throw new Error(`profile of ${userId} vanished while being created`);
@@ -274,30 +265,29 @@ export async function updateOwnProfile(ctx: ProfileContext, userId: string, patc
   const columns = fields.map((field) => sql.identifier(columnOf[field].name));
   const values = fields.map((field) => patchValue(field, patch[field]));
   const updates = columns.map((column) => sql`${column} = excluded.${column}`);
-  const src = source(ctx);
   const result = await db.execute(sql`
-    with "change" as (
+    with ${changed} as (
       insert into ${userProfilesTable} ("id", "user_id", ${sql.join(columns, sql`, `)})
       values (${id}::uuid, ${userId}::uuid, ${sql.join(values, sql`, `)})
       on conflict ("user_id") do update set ${sql.join(updates, sql`, `)}, "updated_at" = now()
       returning *, (xmax = 0) as "inserted"),
     "events" as (
-      insert into ${profileOutbox} ("id", "source", "type", "detail")
-      select e."id", ${src}, e."type", jsonb_set(e."detail", '{data,profileId}', to_jsonb(c."id"))
-      from "change" c
+      insert into ${ctx.events.outbox} ("id", "source", "type", "detail")
+      select e."id", ${ctx.events.source}, e."type", jsonb_set(e."detail", '{data,profileId}', to_jsonb(c."id"))
+      from ${changed} c
       cross join (values
         (${created.id}::uuid, ${created.type}, ${JSON.stringify(created)}::jsonb, true),
         (${updated.id}::uuid, ${updated.type}, ${JSON.stringify(updated)}::jsonb, false)
       ) as e("id", "type", "detail", "on_insert")
       where c."inserted" or not e."on_insert"
       returning "detail")
-    select c.*, (select jsonb_agg("detail") from "events") as "events" from "change" c`);
+    select c.*, (select jsonb_agg("detail") from "events") as "events" from ${changed} c`);
   const [raw] = rowsOf<Record<string, unknown> & { events: EventEnvelope[] | string }>(result);
   if (!raw) throw new Error("profile upsert returned no row");
   const events = (typeof raw.events === "string" ? JSON.parse(raw.events) : raw.events) as EventEnvelope[];
   // profile.created first: a consumer that sees both in order sees the profile born, then changed.
   events.sort((a, b) => (a.type === b.type ? 0 : a.type === "profile.created" ? -1 : 1));
-  await relayEvents(db, relayTarget(ctx), events);
+  await ctx.events.publish(db, events);
   return toProfileInfo(mapRow(userProfilesTable, raw));
 }
 
@@ -307,8 +297,5 @@ export async function updateOwnProfile(ctx: ProfileContext, userId: string, patc
  * returns the profile.created event to relay after commit, if it created the profile.
  */
 export async function createDefaultProfile(tx: Queryable, ctx: ProfileContext, userId: string, metadata: EventMetadata): Promise<EventEnvelope | undefined> {
-  return (await ensureProfile(tx, source(ctx), userId, metadata)).created;
+  return (await ensureProfile(tx, ctx.events, userId, metadata)).created;
 }
-
-export const relayProfileEvents = (ctx: ProfileContext, events: EventEnvelope[]) =>
-  ctx.database().then((database) => relayEvents(database.db, relayTarget(ctx), events));

@@ -1,7 +1,7 @@
 import { uuidv7 } from "@enclave/core";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import { profileService } from "./index";
+import { profileJobs } from "./jobs";
 import { profileOutbox, userProfilesTable } from "./profile.sql";
 import { call, createProfileHarness, type ProfileHarness } from "./testing";
 
@@ -381,7 +381,7 @@ describe("events survive a bus that is down", () => {
       ["profile.updated", null],
     ]);
     h.bus.down = false;
-    const sweep = profileService.crons["outbox-sweeper"]!(h.ctx);
+    const sweep = () => profileJobs["outbox-sweeper"]!.run(h.ctx);
     // Within the grace period the sweeper leaves the rows to the request's own relay.
     expect(await sweep()).toMatchObject({ published: 0 });
     await db().execute(sql`update ${profileOutbox} set "created_at" = now() - interval '1 minute' where "published_at" is null`);

@@ -1,10 +1,12 @@
-import { generateSigningJwk, importSigningKey, signAccessToken } from "@enclave/auth/tokens";
-import { createTokenVerifier, type MemoryBus, memoryBus, type Role, uuidv7 } from "@enclave/core";
-import { createTestDatabase, type TestDatabase } from "@enclave/core/testing";
+import { type MemoryBus, type Role, uuidv7 } from "@enclave/core";
+import { testServiceContext } from "@enclave/core/testing/context";
+import { createTestDatabase, type TestDatabase } from "@enclave/core/testing/database";
+import { testUserKeys } from "@enclave/core/testing/users";
 import type { ProfileContext } from "./context";
+import { profileOutbox } from "./profile.sql";
 import { createProfileApp } from "./routes";
 
-export { call } from "@enclave/auth/testing";
+export { call } from "@enclave/core/testing/http";
 
 export interface ProfileHarness {
   ctx: ProfileContext;
@@ -19,24 +21,17 @@ export interface ProfileHarness {
 /** A migrated database, an in-memory bus and a local signing key around the profile app. */
 export async function createProfileHarness(overrides: Partial<ProfileContext> = {}): Promise<ProfileHarness> {
   const database = await createTestDatabase(["profile"]);
-  const key = await importSigningKey(await generateSigningJwk());
-  const bus = memoryBus();
-  const settings = { issuer: "enclave-auth", audience: "enclave", accessTtlSeconds: 900 };
-  const ctx: ProfileContext = {
-    app: "enclave",
-    stage: "test",
-    database: async () => database,
-    bus,
-    verifier: createTokenVerifier({ issuer: settings.issuer, audience: settings.audience, jwks: { keys: [key.publicJwk] } }),
-    ...overrides,
-  };
+  const users = await testUserKeys();
+  const base = testServiceContext("profile", profileOutbox, { database, verifier: users.verifier });
+  const bus = base.bus;
+  const ctx: ProfileContext = { ...base, ...overrides };
   return {
     ctx,
     app: createProfileApp(ctx),
     database,
     bus,
     async token({ userId = uuidv7(), role = "CUSTOMER" } = {}) {
-      return { userId, token: await signAccessToken(key, settings, { id: userId, role }) };
+      return { userId, token: await users.sign({ id: userId, role }) };
     },
     dispose: () => database.dispose(),
   };

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createTestDatabase, type TestDatabase, testServerUrl } from "../testing";
+import { createTestDatabase, type TestDatabase, testServerUrl } from "../testing/database";
 import { type Db, openDatabase, rowsOf } from "./index";
 import { bookkeepingSchema, MigrationError, migrate, readMigrations } from "./migrate";
 

@@ -12,7 +12,7 @@ import { relayEvents, sweepOutbox } from "../events/relay";
 import { inboxTable, outboxTable } from "../events/tables";
 import { commitWithEvents } from "../events/write";
 import { uuidv7 } from "../ids";
-import { createTestDatabase, type TestDatabase, testServerUrl } from "../testing";
+import { createTestDatabase, type TestDatabase, testServerUrl } from "../testing/database";
 import { type NeonProxy, startNeonProxy } from "../testing/neon-proxy";
 import { rowsOf } from "./index";
 import { migrate } from "./migrate";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createTestDatabase, migrationsDir, type TestDatabase, testServerUrl } from "../testing";
+import { createTestDatabase, migrationsDir, type TestDatabase, testServerUrl } from "../testing/database";
 import { type Db, openDatabase, rowsOf } from "./index";
 import { applyGrants, checkPassword, dropRoles, ensureRoles, grantStatements, migrateAsOwner, type ServiceRoles, serviceRoles } from "./roles";
 

@@ -31,15 +31,7 @@ export function createEvent<T extends EventType>(type: T, data: EventData<T>, me
   return { id: uuidv7(now.getTime()), type, version: spec.version, occurredAt: now.toISOString(), data: data as EventData<T>, metadata };
 }
 
-/**
- * The namespace of every event source (`enclave.auth`, …). It is part of the event contract,
- * not deployment configuration: the manifests' subscription patterns are written against it,
- * so renaming a deployment can never silently stop delivery.
- */
-export const APP = "enclave";
-
-/** `<app>.<service>`, the EventBridge `source` of a service's events. */
-export const eventSource = (app: string, service: string) => `${app}.${service}`;
+export { APP, eventSource } from "../manifest";
 
 export class UnknownEventError extends Error {
   override name = "UnknownEventError";

@@ -3,7 +3,7 @@ import { integer, pgSchema, text } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import type { Queryable } from "../db/index";
 import { uuidv7 } from "../ids";
-import { createTestDatabase, type TestDatabase } from "../testing";
+import { createTestDatabase, type TestDatabase } from "../testing/database";
 import { consumeOnce } from "./inbox";
 import { inboxTable } from "./tables";
 

@@ -3,13 +3,13 @@ import { pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { type Queryable, rowsOf } from "../db/index";
 import { uuidv7 } from "../ids";
-import { createTestDatabase, type TestDatabase, testServerUrl } from "../testing";
+import { createTestDatabase, type TestDatabase, testServerUrl } from "../testing/database";
 import type { BusEntry, EventBus, PublishResult } from "./bus";
 import { createEvent, type EventEnvelope } from "./envelope";
 import { memoryBus } from "./memory";
 import { relayEvents, sweepOutbox } from "./relay";
 import { outboxTable } from "./tables";
-import { commitWithEvents, recordEvents } from "./write";
+import { commitWithEvents, outboxInsert } from "./write";
 
 const schema = pgSchema("evt");
 const items = schema.table("items", {
@@ -163,7 +163,7 @@ describe("commitWithEvents", () => {
     await db
       .transaction(async (tx) => {
         await commitWithEvents(tx, { outbox, source, table: items, change: tx.insert(items).values({ id, name: "tx" }).returning(), events: [userEvent()] });
-        await recordEvents(tx, outbox, source, [userEvent()]);
+        await tx.execute(outboxInsert(outbox, source, [userEvent()]));
         expect(await tx.select().from(outbox)).toHaveLength(2);
         throw new Error("abort");
       })
@@ -247,7 +247,7 @@ describe("sweepOutbox", () => {
     await insertStale([stale[0]!], 120);
     await insertStale([stale[1]!], 60);
     const fresh = userEvent();
-    await recordEvents(db, outbox, source, [fresh]);
+    await db.execute(outboxInsert(outbox, source, [fresh]));
     const bus = memoryBus();
     expect(await sweepOutbox(db, { outbox, bus }, { graceMs: 5_000 })).toEqual({ published: 2, failed: 0 });
     expect(bus.entries.map((e) => e.detail.id)).toEqual(stale.map((e) => e.id));

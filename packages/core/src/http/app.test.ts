@@ -8,7 +8,7 @@ import { AppError } from "../errors";
 import { uuidPattern, uuidv7 } from "../ids";
 import { configureLog } from "../log";
 import { Limit, Uuid } from "../schemas";
-import { createTestDatabase, type TestDatabase } from "../testing";
+import { createTestDatabase, type TestDatabase } from "../testing/database";
 import { createServiceApp } from "./app";
 import { ACCESS_TOKEN_ALG, createTokenVerifier, userOf } from "./auth";
 import { MAX_BODY_BYTES, MAX_VALIDATION_DETAILS } from "./route";

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase } from "../db/index";
 import { migrate } from "../db/migrate";
-import { createTestDatabase, migrationsDir, testServerUrl } from "../testing";
+import { createTestDatabase, migrationsDir, testServerUrl } from "./database";
 
 /**
  * What a Lambda entry point needs around it in a test: its database behind a URL, an EventBridge

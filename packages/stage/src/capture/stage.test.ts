@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import { authManifest } from "@enclave/auth/manifest";
+import type { Cron, Subscription } from "@enclave/core/jobs";
+import { localServices } from "@enclave/local/services";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { deployedServices } from "../../../../infra/services";
 import type { StageFunction, StageModel } from "./model";
@@ -12,6 +14,10 @@ import { type CapturedStage, captureStageModel } from "./stage";
  */
 
 const manifests = deployedServices.map((d) => d.manifest);
+/** Every job the services declare (their jobs.ts), read here from the code itself. */
+const declared = localServices.flatMap(({ module }) => Object.entries(module.jobs).map(([name, job]) => ({ service: module.manifest.name, name, job })));
+const subscriptionsDeclared = declared.flatMap(({ service, name, job }) => (job.kind === "subscription" ? [{ service, name, ...(job as Subscription) }] : []));
+const cronsDeclared = declared.flatMap(({ service, name, job }) => (job.kind === "cron" ? [{ service, name, ...(job as Cron) }] : []));
 const captured: CapturedStage[] = [];
 const capture = async (...args: Parameters<typeof captureStageModel>) => {
   const result = await captureStageModel(...args);
@@ -87,8 +93,8 @@ describe("a preview stage, a database per service", () => {
     expect(model.routes).toHaveLength(manifests.length * 2);
   });
 
-  test("every subscription is a rule with the manifest's pattern, retries and a dead-letter queue", () => {
-    const subscriptions = manifests.flatMap((m) => m.subscriptions.map((s) => ({ service: m.name, ...s })));
+  test("every subscription is a rule with its declared pattern, retries and a dead-letter queue", () => {
+    const subscriptions = subscriptionsDeclared;
     expect(model.rules).toHaveLength(subscriptions.length);
     const queues = new Set(model.queues.map((q) => q.arn));
     for (const subscription of subscriptions) {
@@ -99,17 +105,23 @@ describe("a preview stage, a database per service", () => {
       expect(target?.deadLetterArn && queues.has(target.deadLetterArn)).toBe(true);
       const fn = model.functions.find((f) => f.name === target!.functionName)!;
       expect(fn.component.toLowerCase()).toContain(subscription.name.replaceAll("-", ""));
+      expect(fn.environment.JOB_NAME, fn.component).toBe(subscription.name);
       expect(fn.asyncInvoke?.maximumRetryAttempts).toBe(2);
       expect(queues.has(fn.asyncInvoke!.onFailureDestination!)).toBe(true);
     }
   });
 
   test("every cron is a schedule of its own function, with a dead-letter queue", () => {
-    const crons = manifests.flatMap((m) => m.crons);
+    const crons = cronsDeclared;
     expect(model.schedules).toHaveLength(crons.length);
     for (const schedule of model.schedules) {
       expect(schedule.enabled).toBe(true);
       expect(crons.map((c) => c.schedule)).toContain(schedule.expression);
+      const fn = model.functions.find((f) => f.name === schedule.functionName)!;
+      expect(
+        crons.filter((c) => c.schedule === schedule.expression).map((c) => c.name),
+        fn.component,
+      ).toContain(fn.environment.JOB_NAME);
       expect(model.queues.map((q) => q.arn)).toContain(schedule.deadLetterArn);
     }
     // One function per schedule: no two schedules share a function name.

@@ -1,7 +1,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generatePrivateJwk } from "../../../../infra/keygen";
+import { generatePrivateJwk } from "@enclave/core/keys";
 import { type Capture, type CaptureOptions, captureStage } from "./capture";
 import { type StageModel, stageModel } from "./model";
 

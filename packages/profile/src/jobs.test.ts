@@ -1,16 +1,17 @@
-import { createEvent, type EventEnvelope, UnknownEventError, uuidv7 } from "@enclave/core";
+import { createEvent, type EventEnvelope, eventHandler, UnknownEventError, uuidv7 } from "@enclave/core";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import { profileService } from "../index";
-import { profileInbox, profileOutbox, userProfilesTable } from "../profile.sql";
-import { call, createProfileHarness, type ProfileHarness } from "../testing";
-import { SUBSCRIBER } from "./on-user-registered";
+import { profileJobs } from "./jobs";
+import { profileInbox, profileOutbox, userProfilesTable } from "./profile.sql";
+import { call, createProfileHarness, type ProfileHarness } from "./testing";
+
+const SUBSCRIBER = "on-user-registered";
 
 let h: ProfileHarness;
 let handle: (event: unknown) => Promise<void>;
 beforeAll(async () => {
   h = await createProfileHarness();
-  const handler = profileService.consumers["on-user-registered"]!(h.ctx);
+  const handler = eventHandler(SUBSCRIBER, profileJobs["on-user-registered"], h.ctx);
   handle = (event) => handler(event as EventEnvelope, { attempt: 1 });
 });
 afterAll(() => h?.dispose());

@@ -1,16 +1,16 @@
-import { createEvent, type EventEnvelope, type EventType, uuidv7 } from "@enclave/core";
+import { createEvent, type EventEnvelope, type EventType, eventHandler, uuidv7 } from "@enclave/core";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import { auditLogsTable } from "../admin.sql";
-import { adminService } from "../index";
-import { type AdminHarness, createAdminHarness } from "../testing";
+import { auditLogsTable } from "./admin.sql";
+import { adminJobs } from "./jobs";
+import { type AdminHarness, createAdminHarness } from "./testing";
 
 let h: AdminHarness;
 let deliver: (detail: unknown, attempt?: number) => Promise<void>;
 
 beforeAll(async () => {
   h = await createAdminHarness();
-  const handler = adminService.consumers.audit!(h.ctx);
+  const handler = eventHandler("audit", adminJobs.audit, h.ctx);
   deliver = (detail, attempt = 1) => handler(detail as EventEnvelope, { attempt });
 });
 afterAll(() => h?.dispose());

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { createEvent, parseEvent } from "./events/envelope";
-import { type EventBridgeEvent, eventBridgeHandler, scheduledHandler } from "./lambda";
+import { type EventBridgeEvent, eventBridgeHandler, scheduledHandler } from "./job-handler";
+import type { DeliveryInfo, EventHandler } from "./jobs";
 import { configureLog } from "./log";
-import type { DeliveryInfo, EventHandler } from "./service";
 
 /** An EventBridge delivery to a Lambda target, as AWS documents it (a foreign event). */
 const sample: EventBridgeEvent = {

@@ -1,40 +1,21 @@
+import { pgSchema } from "drizzle-orm/pg-core";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { describe, expect, test } from "vitest";
+import { parseCommonConfig } from "./config";
+import { contextFromConfig } from "./context";
 import { AppError } from "./errors";
 import { memoryBus } from "./events/memory";
+import { outboxTable } from "./events/tables";
 import { ACCESS_TOKEN_ALG } from "./http/auth";
 import { uuidv7 } from "./ids";
-import { contextFromConfig, defineManifest, parseCommonConfig, rateSeconds } from "./service";
 
-describe("rateSeconds", () => {
-  test("reads EventBridge rate expressions", () => {
-    expect(rateSeconds("rate(1 minute)")).toBe(60);
-    expect(rateSeconds("rate(5 minutes)")).toBe(300);
-    expect(rateSeconds("rate(2 hours)")).toBe(7200);
-    expect(rateSeconds("rate(1 hour)")).toBe(3600);
-    for (const bad of ["cron(0 * * * ? *)", "rate(minute)", "rate(-1 minutes)", "rate(1 day)", "every minute"]) {
-      expect(() => rateSeconds(bad), bad).toThrow(/unsupported schedule/);
-    }
-  });
-});
-
-describe("defineManifest", () => {
-  test("keeps the manifest as declared", () => {
-    const manifest = defineManifest({
-      name: "things",
-      prefix: "/things",
-      publishes: ["config.changed"],
-      subscriptions: [{ name: "on-user", description: "d", pattern: { source: ["enclave.auth"], "detail-type": ["user.registered"] } }],
-      crons: [{ name: "outbox-sweeper", description: "d", schedule: "rate(1 minute)" }],
-    });
-    expect(manifest.subscriptions[0]?.pattern).toEqual({ source: ["enclave.auth"], "detail-type": ["user.registered"] });
-  });
-});
+const outbox = outboxTable(pgSchema("things"));
 
 describe("contextFromConfig", () => {
   test("connects nothing at start and opens the database once, on first use", async () => {
     // Nothing listens on port 1: opening a pool must not connect, so this succeeds.
     const ctx = contextFromConfig(parseCommonConfig("things", { DATABASE_URL: "postgres://u@127.0.0.1:1/db", STAGE: "test" }), {
+      outbox,
       bus: memoryBus(),
     });
     expect(ctx.app).toBe("enclave");
@@ -56,7 +37,7 @@ describe("contextFromConfig", () => {
       JWT_AUDIENCE: "aud-x",
       LOG_LEVEL: "error",
     });
-    const ctx = contextFromConfig(config, { bus: memoryBus() });
+    const ctx = contextFromConfig(config, { outbox, bus: memoryBus() });
     const userId = uuidv7();
     const sign = (iss: string) =>
       new SignJWT({ role: "VENDOR" })
@@ -75,7 +56,7 @@ describe("contextFromConfig", () => {
   test("overrides replace what configuration would build", async () => {
     const bus = memoryBus();
     const verifier = { verify: async () => ({ kind: "service" as const, service: "x" }) };
-    const ctx = contextFromConfig(parseCommonConfig("things", { DATABASE_URL: "pglite://memory" }), { bus, verifier });
+    const ctx = contextFromConfig(parseCommonConfig("things", { DATABASE_URL: "pglite://memory" }), { outbox, bus, verifier });
     expect(ctx.bus).toBe(bus);
     expect(ctx.verifier).toBe(verifier);
   });

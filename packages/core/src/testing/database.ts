@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
 import { sql } from "drizzle-orm";
-import { type Database, openDatabase, serverUrl } from "./db/index";
-import { migrate } from "./db/migrate";
+import { type Database, openDatabase, serverUrl } from "../db/index";
+import { migrate } from "../db/migrate";
 
 /** The repository's migrations folder of a service. */
-export const migrationsDir = (service: string) => resolve(import.meta.dirname, "../../../migrations", service);
+export const migrationsDir = (service: string) => resolve(import.meta.dirname, "../../../../migrations", service);
 
 /** `TEST_DATABASE_URL` (a PostgreSQL server) when set; every test database is PGlite otherwise. */
 export const testServerUrl = process.env.TEST_DATABASE_URL || undefined;

@@ -1,0 +1,25 @@
+import { consumeOnce, defineJobs, type EventEnvelope, subscribe } from "@enclave/core";
+import type { ProfileContext } from "./context";
+import { profileManifest } from "./manifest";
+import { createDefaultProfile } from "./profile";
+import { profileInbox } from "./profile.sql";
+
+/** What profile runs in the background. The kernel adds `outbox-sweeper`. */
+export const profileJobs = defineJobs(profileManifest.name, {
+  /**
+   * user.registered → the user's default profile. Idempotent on `detail.id` through the inbox:
+   * a redelivered or replayed event changes nothing.
+   */
+  "on-user-registered": subscribe({
+    description: "Creates the default profile of every new user, once per event id",
+    on: ["user.registered"],
+    handle: async (ctx: ProfileContext, event, delivery) => {
+      const db = (await ctx.database()).db;
+      let created: EventEnvelope | undefined;
+      await consumeOnce(db, profileInbox, delivery.subscription, event.id, async (tx) => {
+        created = await createDefaultProfile(tx, ctx, event.data.userId, { correlationId: event.metadata.correlationId, actor: event.metadata.actor });
+      });
+      if (created) await ctx.events.publish(db, [created]);
+    },
+  }),
+});
