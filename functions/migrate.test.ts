@@ -284,7 +284,7 @@ describe.skipIf(!testServerUrl)("the migrate function as deployed: its bundle, o
   });
 
   test("the bundle, with migrations copied beside it and no node_modules, migrates every service", async () => {
-    // Built exactly as the deployment builds it (infra/plan.ts), migrations copied as copyFiles does.
+    // Built exactly as the deployment builds it (infra/sizing.ts), migrations copied as copyFiles does.
     const task = mkdtempSync(join(tmpdir(), "enclave-migrate-bundle-"));
     const { main } = await bundleFunction(resolve(import.meta.dirname, "migrate.ts"), task);
     cpSync(migrationsRoot(), join(task, "migrations"), { recursive: true });

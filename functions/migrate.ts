@@ -1,10 +1,12 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { adminContextFromConfig, adminService } from "@enclave/admin";
 import { readAdminConfig } from "@enclave/admin/config";
-import { authContextFromConfig, authService } from "@enclave/auth";
+import { adminContextFromConfig } from "@enclave/admin/context";
+import { adminSeeds } from "@enclave/admin/seed";
 import { readAuthConfig } from "@enclave/auth/config";
-import type { SeedSet, ServiceContext, ServiceModule } from "@enclave/core";
+import { authContextFromConfig } from "@enclave/auth/context";
+import { authSeeds } from "@enclave/auth/seed";
+import type { SeedSet, Seeds, ServiceContext } from "@enclave/core";
 import { ConfigError, parseEnv } from "@enclave/core/config";
 import { type Database, openDatabase, rowsOf } from "@enclave/core/db/index";
 import { readMigrations } from "@enclave/core/db/migrate";
@@ -12,10 +14,6 @@ import { applyGrants, ensureDatabase, ensureRoles, migrateAsOwner, type ServiceR
 import type { EventBus } from "@enclave/core/events/bus";
 import { generatePrivateJwk } from "@enclave/core/keys";
 import { log } from "@enclave/core/log";
-import { paymentsContextFromConfig, paymentsService } from "@enclave/payments";
-import { readPaymentsConfig } from "@enclave/payments/config";
-import { profileContextFromConfig, profileService } from "@enclave/profile";
-import { readProfileConfig } from "@enclave/profile/config";
 import { sql } from "drizzle-orm";
 import * as z from "zod/mini";
 
@@ -55,14 +53,13 @@ export interface MigrateStageResult {
 
 /**
  * How the migrate function builds a service's context to run its seeds: the service's own
- * config parser over the variables a seed needs. Seeds never sign tokens, so the keys are
+ * config parser over the variables a seed needs (profile and payments have no seeds). It loads the
+ * seeds and contexts only, never a service's HTTP routes. Seeds never sign tokens, so the keys are
  * throwaway ones; the database URL is the service's runtime role.
  */
-const seedContexts: Record<string, { module: ServiceModule<never>; context(env: Record<string, string>, bus: EventBus): ServiceContext }> = {
-  auth: { module: authService as ServiceModule<never>, context: (env, bus) => authContextFromConfig(readAuthConfig(env), { bus }) },
-  admin: { module: adminService as ServiceModule<never>, context: (env, bus) => adminContextFromConfig(readAdminConfig(env), { bus }) },
-  profile: { module: profileService as ServiceModule<never>, context: (env, bus) => profileContextFromConfig(readProfileConfig(env), { bus }) },
-  payments: { module: paymentsService as ServiceModule<never>, context: (env, bus) => paymentsContextFromConfig(readPaymentsConfig(env), { bus }) },
+const seedContexts: Record<string, { seeds: Seeds<never>; context(env: Record<string, string>, bus: EventBus): ServiceContext }> = {
+  auth: { seeds: authSeeds as Seeds<never>, context: (env, bus) => authContextFromConfig(readAuthConfig(env), { bus }) },
+  admin: { seeds: adminSeeds as Seeds<never>, context: (env, bus) => adminContextFromConfig(readAdminConfig(env), { bus }) },
 };
 
 const outboxOnly: EventBus = {
@@ -81,7 +78,7 @@ export function runtimeUrl(adminUrl: string, roles: ServiceRoles, password: stri
 
 async function seedService(options: MigrateStageOptions, roles: ServiceRoles, runtimePassword: string): Promise<SeedSet[]> {
   const seeder = seedContexts[roles.service];
-  const sets = (options.seeds ?? []).filter((set) => seeder?.module.seeds[set]);
+  const sets = (options.seeds ?? []).filter((set) => seeder?.seeds[set]);
   if (!seeder || sets.length === 0) return [];
   const key = JSON.stringify(generatePrivateJwk());
   // The deploy runs this before it creates the stage's bus rules (they target functions that
@@ -99,7 +96,7 @@ async function seedService(options: MigrateStageOptions, roles: ServiceRoles, ru
     outboxOnly,
   );
   try {
-    for (const set of sets) await seeder.module.seeds[set]!(context as never, { adminPassword: options.seedAdminPassword ?? "enclave-admin-dev" });
+    for (const set of sets) await seeder.seeds[set]!(context as never, { adminPassword: options.seedAdminPassword ?? "enclave-admin-dev" });
   } finally {
     await (await context.database()).close();
   }

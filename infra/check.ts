@@ -123,7 +123,10 @@ async function bundles() {
       if (!existsSync(join(root, fn.entry))) fail(`${fn.resource}: entry point ${fn.entry} does not exist`);
       const outdir = join(out, fn.resource);
       mkdirSync(outdir);
-      const { main } = await bundleFunction(join(root, fn.entry), outdir);
+      const { main, metafile } = await bundleFunction(join(root, fn.entry), outdir);
+      // Job and migrate functions serve no HTTP: they must not carry (or build) a service's routes.
+      const routes = Object.keys(metafile.inputs).filter((input) => input.endsWith("/routes.ts"));
+      if (fn.kind !== "api" && routes.length > 0) fail(`${fn.resource}: the bundle of a function without an API carries HTTP routes (${routes.join(", ")})`);
       const total = readdirSync(outdir)
         .filter((file) => file.endsWith(".mjs"))
         .reduce((sum, file) => sum + statSync(join(outdir, file)).size, 0);

@@ -1,4 +1,4 @@
-import { AppError, decodeCursor, encodeCursor, IsoTime, iso, Limit, pageOf, UnknownEventError, Uuid, uuidPattern } from "@enclave/core";
+import { AppError, decodeCursor, encodeCursor, Instant, iso, Limit, pageOf, UnknownEventError, Uuid, uuidPattern } from "@enclave/core";
 import { and, desc, eq, gte, lte, type SQL, sql } from "drizzle-orm";
 import * as z from "zod/mini";
 import { auditLogsTable } from "./admin.sql";
@@ -118,19 +118,6 @@ export async function recordEvent(ctx: AdminContext, detail: unknown): Promise<"
     .returning({ id: auditLogsTable.id });
   return inserted.length > 0 ? "recorded" : "duplicate";
 }
-
-/** An ISO-8601 time that names a real instant (the pattern alone admits 2024-02-31). */
-const Instant = IsoTime.check(
-  z.refine((value) => {
-    const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})/.exec(value);
-    if (!match || Number.isNaN(Date.parse(value))) return false;
-    const [, year, month, day, hour, minute, second] = match.map(Number) as number[];
-    const date = new Date(Date.UTC(year as number, (month as number) - 1, day as number));
-    return (
-      date.getUTCMonth() === (month as number) - 1 && date.getUTCDate() === day && (hour as number) < 24 && (minute as number) < 60 && (second as number) < 60
-    );
-  }, "must be a valid ISO-8601 time"),
-);
 
 export const AuditLogQuery = z
   .strictObject({

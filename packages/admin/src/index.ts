@@ -3,13 +3,13 @@ import type { AdminContext } from "./context";
 import { adminJobs } from "./jobs";
 import { adminManifest } from "./manifest";
 import { createAdminApp } from "./routes";
-import { seedEssential } from "./seed";
+import { adminSeeds } from "./seed";
 
 export const adminService = defineService<AdminContext>({
   manifest: adminManifest,
   jobs: adminJobs,
   createApp: createAdminApp,
-  seeds: { essential: (ctx) => seedEssential(ctx) },
+  seeds: adminSeeds,
 });
 
 export type { AdminContext } from "./context";

@@ -1,3 +1,4 @@
+import type { Seeds } from "@enclave/core";
 import type { AdminContext } from "./context";
 import { addConfigIfAbsent } from "./system-config";
 
@@ -22,3 +23,5 @@ export async function seedEssential(ctx: AdminContext): Promise<void> {
     );
   }
 }
+
+export const adminSeeds: Seeds<AdminContext> = { essential: (ctx) => seedEssential(ctx) };

@@ -3,13 +3,13 @@ import type { AuthContext } from "./context";
 import { authJobs } from "./jobs";
 import { authManifest } from "./manifest";
 import { createAuthApp } from "./routes";
-import { seedDevelopment } from "./seed";
+import { authSeeds } from "./seed";
 
 export const authService = defineService<AuthContext>({
   manifest: authManifest,
   jobs: authJobs,
   createApp: createAuthApp,
-  seeds: { development: (ctx, options) => seedDevelopment(ctx, options.adminPassword) },
+  seeds: authSeeds,
 });
 
 export type { AuthContext } from "./context";

@@ -1,3 +1,4 @@
+import type { Seeds } from "@enclave/core";
 import type { AuthContext } from "./context";
 import { ensureUser } from "./user";
 
@@ -15,3 +16,5 @@ export async function seedDevelopment(ctx: AuthContext, adminPassword = DEFAULT_
     { correlationId: "seed:development", actor: null },
   );
 }
+
+export const authSeeds: Seeds<AuthContext> = { development: (ctx, options) => seedDevelopment(ctx, options.adminPassword) };

@@ -7,7 +7,9 @@ import { AppError } from "./errors";
 import { memoryBus } from "./events/memory";
 import { outboxTable } from "./events/tables";
 import { ACCESS_TOKEN_ALG } from "./http/auth";
+import { createServiceTokenSigner } from "./http/service-token";
 import { uuidv7 } from "./ids";
+import { generatePrivateJwk, publicJwksJson } from "./keys";
 
 const outbox = outboxTable(pgSchema("things"));
 
@@ -59,5 +61,17 @@ describe("contextFromConfig", () => {
     const ctx = contextFromConfig(parseCommonConfig("things", { DATABASE_URL: "pglite://memory" }), { outbox, bus, verifier });
     expect(ctx.bus).toBe(bus);
     expect(ctx.verifier).toBe(verifier);
+  });
+
+  test("every service admits service tokens addressed to it when SERVICE_PUBLIC_JWKS is set, deployed as locally", async () => {
+    const serviceKey = generatePrivateJwk();
+    const signer = createServiceTokenSigner({ service: "payments", privateJwk: serviceKey });
+    const env = { DATABASE_URL: "pglite://memory", AUTH_PUBLIC_JWKS: publicJwksJson(generatePrivateJwk()), SERVICE_PUBLIC_JWKS: publicJwksJson(serviceKey) };
+    const profile = contextFromConfig(parseCommonConfig("profile", env), { outbox, bus: memoryBus() });
+    await expect(profile.verifier.verify(await signer.mint("profile"))).resolves.toEqual({ kind: "service", service: "payments" });
+    await expect(profile.verifier.verify(await signer.mint("auth"))).rejects.toBeInstanceOf(AppError);
+    const { SERVICE_PUBLIC_JWKS: _none, ...withoutServiceKeys } = env;
+    const closed = contextFromConfig(parseCommonConfig("profile", withoutServiceKeys), { outbox, bus: memoryBus() });
+    await expect(closed.verifier.verify(await signer.mint("profile"))).rejects.toBeInstanceOf(AppError);
   });
 });

@@ -17,6 +17,7 @@ export * from "./events/write";
 export * from "./http/app";
 export * from "./http/auth";
 export * from "./http/errors";
+export * from "./http/idempotency";
 export * from "./http/route";
 export * from "./http/service-token";
 export * from "./http/types";

@@ -7,6 +7,32 @@ export const Uuid = z.string().check(z.regex(uuidPattern, "must be a UUID"));
 export const IsoTime = z.string().check(z.regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/, "must be an ISO-8601 time"));
 export const Email = z.string().check(z.trim(), z.maxLength(254), z.email("must be an email address"));
 
+/** True when an ISO-8601 time names a real instant: IsoTime checks the shape, this the calendar (no February 30th, no hour 25). */
+export function isRealInstant(value: string): boolean {
+  const parts = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})/.exec(value);
+  if (!parts || Number.isNaN(Date.parse(value))) return false;
+  const [year, month, day, hour, minute, second] = parts.slice(1).map(Number) as [number, number, number, number, number, number];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 && second <= 59;
+}
+
+/** An ISO-8601 time that names a real instant (the pattern alone admits 2024-02-31). */
+export const Instant = IsoTime.check(z.refine(isRealInstant, "must be a valid ISO-8601 time"));
+
+/**
+ * Text PostgreSQL can store: no control characters (text cannot even hold a NUL) and no unpaired
+ * UTF-16 surrogates (JSON allows them; UTF-8, and so PostgreSQL, cannot store them). With the
+ * `u` flag a well-formed surrogate pair is one code point, so `\p{Cs}` matches only lone halves.
+ */
+export const singleLineText = z.regex(/^[^\p{Cc}\p{Cs}]*$/u, "must be valid Unicode text without control characters");
+/** The same, with tabs and line breaks allowed. */
+export const multiLineText = z.regex(
+  /^(?:[^\p{Cc}\p{Cs}]|[\t\n\r])*$/u,
+  "must be valid Unicode text without control characters other than tabs and line breaks",
+);
+/** Trimmed single-line text of at most `max` characters. */
+export const SafeText = (max: number) => z.string().check(z.trim(), z.maxLength(max, `must be at most ${max} characters`), singleLineText);
+
 export const Limit = z._default(z.coerce.number().check(z.int("must be an integer"), z.minimum(1), z.maximum(100)), 20);
 
 /** `{items, nextCursor}` pages with an opaque keyset cursor. */

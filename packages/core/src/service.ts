@@ -10,12 +10,15 @@ export interface SeedOptions {
   adminPassword: string;
 }
 
+/** A service's seed sets: what the local runtime and the migrate function apply per stage. */
+export type Seeds<C extends ServiceContext = ServiceContext> = Partial<Record<SeedSet, (context: C, options: SeedOptions) => Promise<void>>>;
+
 /** A service as the local runtime runs it: its manifest, HTTP app, jobs and seeds, each built from a context. */
 export interface ServiceModule<C extends ServiceContext = ServiceContext> {
   manifest: Manifest;
   createApp(context: C): Hono<AppEnv>;
   jobs: Jobs<C>;
-  seeds: Partial<Record<SeedSet, (context: C, options: SeedOptions) => Promise<void>>>;
+  seeds: Seeds<C>;
 }
 
 export function defineService<C extends ServiceContext>(module: ServiceModule<C>): ServiceModule<C> {

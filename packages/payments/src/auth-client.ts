@@ -10,7 +10,6 @@ const UserResponse = z.object({ user: DirectoryUser });
 /** Auth's routes open to services (API.md), the only ones this client calls. */
 export const authRoutes = {
   userByEmail: (email: string) => `/auth/users?email=${encodeURIComponent(email)}`,
-  userById: (id: string) => `/auth/users/${encodeURIComponent(id)}`,
 } as const;
 
 export interface LookupOptions {
@@ -22,8 +21,6 @@ export interface LookupOptions {
 export interface UserDirectory {
   /** The user with this email (case-insensitive), or null. Throws AppError `unavailable` when auth cannot answer. */
   findByEmail(email: string, options?: LookupOptions): Promise<DirectoryUser | null>;
-  /** The user with this id, or null. Throws AppError `unavailable` when auth cannot answer. */
-  findById(id: string, options?: LookupOptions): Promise<DirectoryUser | null>;
 }
 
 export type Fetch = (request: Request) => Promise<Response>;
@@ -65,10 +62,9 @@ export function createAuthClient(options: AuthClientOptions): UserDirectory {
 
   const remember = (user: DirectoryUser) => {
     const expires = now() + ttl;
-    for (const key of [`email:${user.email.toLowerCase()}`, `id:${user.id}`]) {
-      cache.delete(key);
-      cache.set(key, { user, expires });
-    }
+    const key = user.email.toLowerCase();
+    cache.delete(key);
+    cache.set(key, { user, expires });
     while (cache.size > maxEntries) cache.delete(cache.keys().next().value as string);
   };
   const cached = (key: string) => {
@@ -137,7 +133,6 @@ export function createAuthClient(options: AuthClientOptions): UserDirectory {
   }
 
   return {
-    findByEmail: (email, lookupOptions) => lookup(authRoutes.userByEmail(email), `email:${email.toLowerCase()}`, lookupOptions),
-    findById: (id, lookupOptions) => lookup(authRoutes.userById(id), `id:${id}`, lookupOptions),
+    findByEmail: (email, lookupOptions) => lookup(authRoutes.userByEmail(email), email.toLowerCase(), lookupOptions),
   };
 }

@@ -138,8 +138,9 @@ test("a cancel that read `pending` but lost the update to processing is 409 and 
     },
   });
   const ctx = { ...h.ctx, database: async () => ({ ...h.database, db }) };
-  const principal = { kind: "user" as const, userId: alice.id, role: "CUSTOMER" as const, tokenId: "t" };
-  await expect(cancelPayment(ctx, principal, id, { correlationId: "c", actor: alice.id })).rejects.toMatchObject({ code: "conflict" });
+  await expect(cancelPayment(ctx, { userId: alice.id, role: "CUSTOMER" }, id, { correlationId: "c", actor: alice.id })).rejects.toMatchObject({
+    code: "conflict",
+  });
   expect(armed).toBe(false);
   expect(await statuses(id)).toEqual(["pending", "processing", "completed"]);
   expect(h.bus.entries.filter((e) => e.detail.data.paymentId === id).map((e) => e.detailType)).toEqual(["payment.created", "payment.completed"]);

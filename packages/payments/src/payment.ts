@@ -2,19 +2,24 @@ import { createHash } from "node:crypto";
 import {
   AppError,
   changed,
+  createdResponse,
+  createEvent,
   decodeCursor,
   Email,
+  type EventEnvelope,
   type EventMetadata,
   encodeCursor,
   IsoTime,
+  idempotencyKeyReused,
   iso,
+  isRealInstant,
   Limit,
   mapRow,
-  type Principal,
   pgConstraint,
   pgErrorCode,
+  type Role,
   rowsOf,
-  userOf,
+  SafeText,
   uuidv7,
 } from "@enclave/core";
 import { and, asc, desc, eq, or, type SQL, sql } from "drizzle-orm";
@@ -24,31 +29,75 @@ import { Currency, Money } from "./money";
 import {
   idempotencyKeysTable,
   type PaymentInterval,
+  type PaymentStatus,
   paymentIntervals,
   paymentStatuses,
   paymentsTable,
   paymentTransactionsTable,
   paymentTypes,
 } from "./payments.sql";
-import { appendTransaction, type PaymentInfo, type PaymentRow, paymentEvent, toPaymentInfo, transition } from "./state";
+import { appendTransaction, transition } from "./state-machine";
 
-/** An unpaired UTF-16 surrogate: JSON can carry one, but neither UTF-8 text nor jsonb can hold it. */
-const unpairedSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+export type PaymentRow = typeof paymentsTable.$inferSelect;
 
-const Text = (max: number) =>
-  z.string().check(
-    z.trim(),
-    z.maxLength(max, `must be at most ${max} characters`),
-    z.regex(/^[^\p{Cc}]*$/u, "must not contain control characters"),
-    z.refine((text) => !unpairedSurrogate.test(text), "must be valid Unicode text (no unpaired surrogates)"),
+/** `payment` of API.md. */
+export const PaymentInfo = z.object({
+  id: z.string(),
+  senderId: z.string(),
+  recipientId: z.string(),
+  amount: z.string(),
+  currency: z.string(),
+  status: z.enum(paymentStatuses),
+  type: z.enum(paymentTypes),
+  description: z.nullable(z.string()),
+  scheduledFor: z.nullable(z.string()),
+  interval: z.nullable(z.enum(paymentIntervals)),
+  pspTransactionId: z.nullable(z.string()),
+  failureReason: z.nullable(z.string()),
+  completedAt: z.nullable(z.string()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type PaymentInfo = z.output<typeof PaymentInfo>;
+
+export function toPaymentInfo(row: PaymentRow): PaymentInfo {
+  return {
+    id: row.id,
+    senderId: row.senderId,
+    recipientId: row.recipientId,
+    amount: row.amount,
+    currency: row.currency,
+    status: row.status,
+    type: row.type,
+    description: row.description,
+    scheduledFor: iso(row.scheduledFor),
+    interval: row.interval,
+    pspTransactionId: row.pspTransactionId,
+    failureReason: row.failureReason,
+    completedAt: iso(row.completedAt),
+    createdAt: iso(row.createdAt) as string,
+    updatedAt: iso(row.updatedAt) as string,
+  };
+}
+
+type PaymentEventType = "payment.created" | "payment.completed" | "payment.failed" | "payment.cancelled";
+
+/** A payment event (API.md data) for a payment in its new status. */
+export function paymentEvent(type: PaymentEventType, payment: PaymentRow, status: PaymentStatus, metadata: EventMetadata, now: Date): EventEnvelope {
+  return createEvent(
+    type,
+    { paymentId: payment.id, senderId: payment.senderId, recipientId: payment.recipientId, amount: payment.amount, currency: payment.currency, status },
+    metadata,
+    now,
   );
+}
 
 export const CreatePaymentInput = z.strictObject({
   recipientEmail: Email,
   amount: Money,
   currency: z._default(Currency, "USD"),
   type: z._default(z.enum(paymentTypes), "instant"),
-  description: z.optional(z.nullable(Text(500))),
+  description: z.optional(z.nullable(SafeText(500))),
   scheduledFor: z.optional(IsoTime),
   interval: z.optional(z.enum(paymentIntervals)),
 });
@@ -72,18 +121,6 @@ export const TransactionInfo = z.object({
 });
 export type TransactionInfo = z.output<typeof TransactionInfo>;
 
-/** The Idempotency-Key header: a bare token or a structured-field string (`"…"`, IETF draft). */
-export function parseIdempotencyKey(header: string | undefined): string {
-  const invalid = (message: string) =>
-    new AppError("validation_failed", "The Idempotency-Key header is not valid.", { details: [{ path: "Idempotency-Key", message }] });
-  if (header === undefined || header.trim() === "") throw invalid("is required");
-  let key = header.trim();
-  if (key.length >= 2 && key.startsWith('"') && key.endsWith('"')) key = key.slice(1, -1);
-  if (key.length < 1 || key.length > 255) throw invalid("must be 1 to 255 characters");
-  if (!/^[\x21-\x7e]+$/.test(key)) throw invalid("must be printable ASCII without spaces");
-  return key;
-}
-
 const invalid = (path: string, message: string) => new AppError("validation_failed", "The request body is not valid.", { details: [{ path, message }] });
 
 /** Checks that need no clock: which fields go with which type. */
@@ -92,16 +129,7 @@ function checkShape(input: CreatePaymentInput) {
   if (input.type !== "recurring" && input.interval !== undefined) throw invalid("interval", "is only for recurring payments");
   if (input.type === "scheduled" && input.scheduledFor === undefined) throw invalid("scheduledFor", "is required for a scheduled payment");
   if (input.type === "recurring" && input.interval === undefined) throw invalid("interval", "is required for a recurring payment (daily, weekly or monthly)");
-  if (input.scheduledFor !== undefined && !isRealTime(input.scheduledFor)) throw invalid("scheduledFor", "must be a valid time");
-}
-
-/** IsoTime checks the shape; this checks the calendar (no February 30th, no hour 25). */
-function isRealTime(value: string): boolean {
-  const parts = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})/.exec(value);
-  if (!parts || Number.isNaN(Date.parse(value))) return false;
-  const [year, month, day, hour, minute, second] = parts.slice(1).map(Number) as [number, number, number, number, number, number];
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 && second <= 59;
+  if (input.scheduledFor !== undefined && !isRealInstant(input.scheduledFor)) throw invalid("scheduledFor", "must be a valid time");
 }
 
 /**
@@ -121,19 +149,15 @@ function fingerprintOf(input: CreatePaymentInput): string {
   return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
 }
 
-export interface CreateResult {
-  status: number;
-  body: { payment: PaymentInfo };
+/** A payment a request created, or the one an earlier request with the same key created. */
+export interface CreatedPayment {
+  payment: PaymentInfo;
   replayed: boolean;
 }
 
-function replay(stored: typeof idempotencyKeysTable.$inferSelect, fingerprint: string): CreateResult {
-  if (stored.fingerprint !== fingerprint) {
-    throw new AppError("conflict", "This Idempotency-Key was already used with a different request.", {
-      details: [{ path: "Idempotency-Key", message: "reused with a different body" }],
-    });
-  }
-  return { status: stored.responseStatus, body: stored.responseBody as CreateResult["body"], replayed: true };
+function replay(stored: typeof idempotencyKeysTable.$inferSelect, fingerprint: string): CreatedPayment {
+  if (stored.fingerprint !== fingerprint) throw idempotencyKeyReused();
+  return { payment: (stored.responseBody as { payment: PaymentInfo }).payment, replayed: true };
 }
 
 /**
@@ -143,12 +167,11 @@ function replay(stored: typeof idempotencyKeysTable.$inferSelect, fingerprint: s
  */
 export async function createPayment(
   ctx: PaymentsContext,
-  principal: Principal | undefined,
+  senderId: string,
   key: string,
   input: CreatePaymentInput,
   metadata: EventMetadata,
-): Promise<CreateResult> {
-  const me = userOf(principal);
+): Promise<CreatedPayment> {
   checkShape(input);
   const db = (await ctx.database()).db;
   const fingerprint = fingerprintOf(input);
@@ -156,7 +179,7 @@ export async function createPayment(
     db
       .select()
       .from(idempotencyKeysTable)
-      .where(and(eq(idempotencyKeysTable.callerId, me.userId), eq(idempotencyKeysTable.key, key)));
+      .where(and(eq(idempotencyKeysTable.callerId, senderId), eq(idempotencyKeysTable.key, key)));
 
   const [stored] = await lookupKey();
   if (stored) return replay(stored, fingerprint);
@@ -172,12 +195,12 @@ export async function createPayment(
 
   const recipient = await ctx.users.findByEmail(input.recipientEmail, { requestId: metadata.correlationId });
   if (!recipient) throw new AppError("not_found", "No user has this email.", { details: [{ path: "recipientEmail", message: "no such user" }] });
-  if (recipient.id === me.userId) throw invalid("recipientEmail", "you cannot pay yourself");
+  if (recipient.id === senderId) throw invalid("recipientEmail", "you cannot pay yourself");
 
   const id = uuidv7(now.getTime());
   const row: PaymentRow = {
     id,
-    senderId: me.userId,
+    senderId,
     recipientId: recipient.id,
     amount: input.amount,
     currency: input.currency,
@@ -198,8 +221,9 @@ export async function createPayment(
     createdAt: now,
     updatedAt: now,
   };
-  const result: CreateResult = { status: 201, body: { payment: toPaymentInfo(row) }, replayed: false };
-  const event = paymentEvent("payment.created", row, "pending", { ...metadata, actor: me.userId }, now);
+  const payment = toPaymentInfo(row);
+  const response = createdResponse({ payment });
+  const event = paymentEvent("payment.created", row, "pending", { ...metadata, actor: senderId }, now);
   const expiresAt = new Date(now.getTime() + ctx.idempotencyTtlMs);
   try {
     await ctx.events.commit(db, {
@@ -208,7 +232,7 @@ export async function createPayment(
       also: [
         appendTransaction({ status: "pending", message: "created", now }),
         sql`insert into ${idempotencyKeysTable} ("caller_id", "key", "fingerprint", "payment_id", "response_status", "response_body", "created_at", "expires_at")
-          select ${me.userId}::uuid, ${key}, ${fingerprint}, "id", ${result.status}, ${JSON.stringify(result.body)}::jsonb, ${now.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz from ${changed}`,
+          select ${senderId}::uuid, ${key}, ${fingerprint}, "id", ${response.status}, ${JSON.stringify(response.body)}::jsonb, ${now.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz from ${changed}`,
       ],
       events: [event],
     });
@@ -220,18 +244,22 @@ export async function createPayment(
     }
     throw error;
   }
-  return result;
+  return { payment, replayed: false };
 }
 
-const isAdmin = (principal: { role: string }) => principal.role === "ADMIN";
-function visibleTo(me: ReturnType<typeof userOf>): SQL | undefined {
-  return isAdmin(me) ? undefined : or(eq(paymentsTable.senderId, me.userId), eq(paymentsTable.recipientId, me.userId));
+/** Who is asking: a signed-in user and their role. */
+export interface Viewer {
+  userId: string;
+  role: Role;
+}
+
+function visibleTo(me: Viewer): SQL | undefined {
+  return me.role === "ADMIN" ? undefined : or(eq(paymentsTable.senderId, me.userId), eq(paymentsTable.recipientId, me.userId));
 }
 const notFound = () => new AppError("not_found", "No such payment.");
 
 /** GET /payments/:id: one round trip. Someone else's payment is 404, as if it did not exist. */
-export async function getPayment(ctx: PaymentsContext, principal: Principal | undefined, id: string): Promise<PaymentInfo> {
-  const me = userOf(principal);
+export async function getPayment(ctx: PaymentsContext, me: Viewer, id: string): Promise<PaymentInfo> {
   const db = (await ctx.database()).db;
   const [row] = await db
     .select()
@@ -242,8 +270,7 @@ export async function getPayment(ctx: PaymentsContext, principal: Principal | un
 }
 
 /** GET /payments/:id/transactions: the history, oldest first, in one round trip. */
-export async function listTransactions(ctx: PaymentsContext, principal: Principal | undefined, id: string): Promise<TransactionInfo[]> {
-  const me = userOf(principal);
+export async function listTransactions(ctx: PaymentsContext, me: Viewer, id: string): Promise<TransactionInfo[]> {
   const db = (await ctx.database()).db;
   const rows = await db
     .select({ paymentId: paymentsTable.id, tx: paymentTransactionsTable })
@@ -273,8 +300,7 @@ export async function listTransactions(ctx: PaymentsContext, principal: Principa
  * one round trip. Each party has an index per (party, [status,] created_at, id); without a role
  * filter the two index-ordered branches are merged (UNION ALL: nobody pays themselves).
  */
-export async function listPayments(ctx: PaymentsContext, principal: Principal | undefined, query: ListPaymentsQuery) {
-  const me = userOf(principal);
+export async function listPayments(ctx: PaymentsContext, me: Viewer, query: ListPaymentsQuery) {
   const db = (await ctx.database()).db;
   const after = decodeCursor(query.cursor);
   const take = query.limit + 1;
@@ -313,8 +339,7 @@ export async function listPayments(ctx: PaymentsContext, principal: Principal | 
  * conditional update (history row and payment.cancelled in the same statement), mark-sent: 3.
  * Losing a race with processing is 409, and the history shows only the winner's steps.
  */
-export async function cancelPayment(ctx: PaymentsContext, principal: Principal | undefined, id: string, metadata: EventMetadata): Promise<PaymentInfo> {
-  const me = userOf(principal);
+export async function cancelPayment(ctx: PaymentsContext, me: Viewer, id: string, metadata: EventMetadata): Promise<PaymentInfo> {
   const db = (await ctx.database()).db;
   const [current] = await db
     .select()

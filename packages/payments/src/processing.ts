@@ -2,9 +2,10 @@ import { changed, type Db, describeError, type EventMetadata, log, rowsOf, uuidv
 import { and, asc, eq, isNull, lt, lte, or, type SQLWrapper, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import type { PaymentsContext } from "./context";
+import { type PaymentRow, paymentEvent } from "./payment";
 import { idempotencyKeysTable, type PaymentInterval, paymentsInbox, paymentsTable } from "./payments.sql";
 import type { ChargeResult } from "./provider";
-import { appendTransaction, type PaymentRow, paymentEvent, transition } from "./state";
+import { appendTransaction, transition } from "./state-machine";
 
 export type ProcessOutcome = "completed" | "failed" | "skipped" | "stalled";
 

@@ -1,4 +1,4 @@
-import { createServiceApp, eventMetadataOf, pageOf, Uuid } from "@enclave/core";
+import { createServiceApp, eventMetadataOf, idempotencyKeyOf, pageOf, respondCreated, Uuid, userOf } from "@enclave/core";
 import * as z from "zod/mini";
 import type { PaymentsContext } from "./context";
 import { paymentsManifest } from "./manifest";
@@ -10,10 +10,9 @@ import {
   ListPaymentsQuery,
   listPayments,
   listTransactions,
-  parseIdempotencyKey,
+  PaymentInfo,
   TransactionInfo,
 } from "./payment";
-import { PaymentInfo } from "./state";
 
 const PaymentEnvelope = z.object({ payment: PaymentInfo });
 const IdParams = z.object({ id: Uuid });
@@ -44,10 +43,8 @@ export function createPaymentsApp(ctx: PaymentsContext) {
         },
       },
       async (c, { body, principal }) => {
-        const key = parseIdempotencyKey(c.req.header("idempotency-key"));
-        const result = await createPayment(ctx, principal, key, body, eventMetadataOf(c));
-        if (result.replayed) c.header("idempotent-replayed", "true");
-        return c.json(result.body, result.status as 201);
+        const { payment, replayed } = await createPayment(ctx, userOf(principal).userId, idempotencyKeyOf(c), body, eventMetadataOf(c));
+        return respondCreated(c, { payment }, replayed);
       },
     )
     .add(
@@ -59,7 +56,7 @@ export function createPaymentsApp(ctx: PaymentsContext) {
         query: ListPaymentsQuery,
         responses: { 200: { description: "A page", schema: pageOf(PaymentInfo) } },
       },
-      async (c, { query, principal }) => c.json(await listPayments(ctx, principal, query)),
+      async (c, { query, principal }) => c.json(await listPayments(ctx, userOf(principal), query)),
     )
     .add(
       {
@@ -70,7 +67,7 @@ export function createPaymentsApp(ctx: PaymentsContext) {
         params: IdParams,
         responses: { 200: { description: "The payment", schema: PaymentEnvelope }, 404: { description: "No such payment (or not yours)" } },
       },
-      async (c, { params, principal }) => c.json({ payment: await getPayment(ctx, principal, params.id) }),
+      async (c, { params, principal }) => c.json({ payment: await getPayment(ctx, userOf(principal), params.id) }),
     )
     .add(
       {
@@ -84,7 +81,7 @@ export function createPaymentsApp(ctx: PaymentsContext) {
           404: { description: "No such payment (or not yours)" },
         },
       },
-      async (c, { params, principal }) => c.json({ items: await listTransactions(ctx, principal, params.id) }),
+      async (c, { params, principal }) => c.json({ items: await listTransactions(ctx, userOf(principal), params.id) }),
     )
     .add(
       {
@@ -100,7 +97,7 @@ export function createPaymentsApp(ctx: PaymentsContext) {
           409: { description: "Not pending any more" },
         },
       },
-      async (c, { params, principal }) => c.json({ payment: await cancelPayment(ctx, principal, params.id, eventMetadataOf(c)) }),
+      async (c, { params, principal }) => c.json({ payment: await cancelPayment(ctx, userOf(principal), params.id, eventMetadataOf(c)) }),
     );
   return app;
 }

@@ -6,9 +6,11 @@ import {
   type EventMetadata,
   iso,
   mapRow,
+  multiLineText,
   type Queryable,
   rowsOf,
   type ServiceEvents,
+  singleLineText,
   uuidv7,
 } from "@enclave/core";
 import { eq, type SQL, sql } from "drizzle-orm";
@@ -16,13 +18,6 @@ import * as z from "zod/mini";
 import type { ProfileContext } from "./context";
 import { type StoredAddress, userProfilesTable } from "./profile.sql";
 
-/**
- * Single-line text: no control characters (PostgreSQL text cannot even hold a NUL) and no
- * unpaired UTF-16 surrogates (JSON allows them; UTF-8, and so PostgreSQL, cannot store them).
- */
-const singleLine = z.regex(/^[^\p{Cc}\p{Cs}]*$/u, "must be valid Unicode text without control characters");
-/** Multi-line text: tabs and line breaks are fine, other control characters are not. */
-const multiLine = z.regex(/^(?:[^\p{Cc}\p{Cs}]|[\t\n\r])*$/u, "must be valid Unicode text without control characters other than tabs and line breaks");
 /** An unpaired surrogate, which no UTF-8 text (nor jsonb) can hold. */
 const unpairedSurrogate = /\p{Cs}/u;
 
@@ -59,12 +54,12 @@ export const Bio = z
   .string()
   .check(
     z.refine((value) => [...value].length <= MAX_BIO_CHARS, `must be at most ${MAX_BIO_CHARS} characters`),
-    multiLine,
+    multiLineText,
   )
   .register(z.globalRegistry, { maxLength: MAX_BIO_CHARS });
 
 const addressLine = (max: number) =>
-  z.string().check(z.trim(), z.minLength(1, "must not be empty"), z.maxLength(max, `must be at most ${max} characters`), singleLine);
+  z.string().check(z.trim(), z.minLength(1, "must not be empty"), z.maxLength(max, `must be at most ${max} characters`), singleLineText);
 
 /**
  * A postal address as a structured object, so clients can format it for any country. Only

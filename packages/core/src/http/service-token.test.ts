@@ -1,15 +1,8 @@
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, type JWK } from "jose";
 import { beforeAll, describe, expect, test } from "vitest";
+import { isPrivateJwkJson, isPublicJwksJson } from "../keys";
 import { createTokenVerifier } from "./auth";
-import {
-  createServiceTokenSigner,
-  createServiceTokenVerifier,
-  isJwksJson,
-  isPrivateEcJwkJson,
-  SERVICE_TOKEN_ALG,
-  SERVICE_TOKEN_TTL_SECONDS,
-  SERVICE_TOKEN_TYPE,
-} from "./service-token";
+import { createServiceTokenSigner, createServiceTokenVerifier, SERVICE_TOKEN_ALG, SERVICE_TOKEN_TTL_SECONDS, SERVICE_TOKEN_TYPE } from "./service-token";
 
 let privateJwk: JWK;
 let jwks: { keys: JWK[] };
@@ -76,10 +69,10 @@ describe("service tokens", () => {
   });
 
   test("config checks", () => {
-    expect(isJwksJson(JSON.stringify(jwks))).toBe(true);
-    expect(isJwksJson("{}")).toBe(false);
-    expect(isJwksJson("not json")).toBe(false);
-    expect(isPrivateEcJwkJson(JSON.stringify(privateJwk))).toBe(true);
-    expect(isPrivateEcJwkJson(JSON.stringify(jwks.keys[0]))).toBe(false);
+    expect(isPublicJwksJson(JSON.stringify(jwks))).toBe(true);
+    expect(isPublicJwksJson("{}")).toBe(false);
+    expect(isPublicJwksJson("not json")).toBe(false);
+    expect(isPrivateJwkJson(JSON.stringify(privateJwk))).toBe(true);
+    expect(isPrivateJwkJson(JSON.stringify(jwks.keys[0]))).toBe(false);
   });
 });

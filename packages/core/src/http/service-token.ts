@@ -23,26 +23,6 @@ const serviceName = /^[a-z][a-z0-9-]{0,39}$/;
 
 export const serviceIssuer = (service: string) => `service:${service}`;
 
-/** True for a JSON text holding a JWKS (`{"keys": [...]}`); config schemas use it to fail fast. */
-export function isJwksJson(text: string): boolean {
-  try {
-    const value = JSON.parse(text) as { keys?: unknown };
-    return Array.isArray(value.keys) && value.keys.length > 0 && value.keys.every((key) => key !== null && typeof key === "object");
-  } catch {
-    return false;
-  }
-}
-
-/** True for a JSON text holding a P-256 private JWK (what signs service tokens). */
-export function isPrivateEcJwkJson(text: string): boolean {
-  try {
-    const value = JSON.parse(text) as JWK;
-    return value.kty === "EC" && value.crv === "P-256" && typeof value.d === "string" && typeof value.x === "string" && typeof value.y === "string";
-  } catch {
-    return false;
-  }
-}
-
 export interface ServiceTokenSigner {
   /** The calling service (`sub`). */
   readonly service: string;

@@ -1,62 +1,8 @@
-import { changed, createEvent, type Db, type EventEnvelope, type EventMetadata, iso, uuidv7 } from "@enclave/core";
+import { changed, type Db, type EventEnvelope, uuidv7 } from "@enclave/core";
 import { and, eq, type SQL, sql } from "drizzle-orm";
-import * as z from "zod/mini";
 import type { PaymentsContext } from "./context";
-import { type PaymentStatus, paymentIntervals, paymentStatuses, paymentsTable, paymentTransactionsTable, paymentTypes } from "./payments.sql";
-
-export type PaymentRow = typeof paymentsTable.$inferSelect;
-
-/** `payment` of API.md. */
-export const PaymentInfo = z.object({
-  id: z.string(),
-  senderId: z.string(),
-  recipientId: z.string(),
-  amount: z.string(),
-  currency: z.string(),
-  status: z.enum(paymentStatuses),
-  type: z.enum(paymentTypes),
-  description: z.nullable(z.string()),
-  scheduledFor: z.nullable(z.string()),
-  interval: z.nullable(z.enum(paymentIntervals)),
-  pspTransactionId: z.nullable(z.string()),
-  failureReason: z.nullable(z.string()),
-  completedAt: z.nullable(z.string()),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-});
-export type PaymentInfo = z.output<typeof PaymentInfo>;
-
-export function toPaymentInfo(row: PaymentRow): PaymentInfo {
-  return {
-    id: row.id,
-    senderId: row.senderId,
-    recipientId: row.recipientId,
-    amount: row.amount,
-    currency: row.currency,
-    status: row.status,
-    type: row.type,
-    description: row.description,
-    scheduledFor: iso(row.scheduledFor),
-    interval: row.interval,
-    pspTransactionId: row.pspTransactionId,
-    failureReason: row.failureReason,
-    completedAt: iso(row.completedAt),
-    createdAt: iso(row.createdAt) as string,
-    updatedAt: iso(row.updatedAt) as string,
-  };
-}
-
-type PaymentEventType = "payment.created" | "payment.completed" | "payment.failed" | "payment.cancelled";
-
-/** A payment event (API.md data) for a payment in its new status. */
-export function paymentEvent(type: PaymentEventType, payment: PaymentRow, status: PaymentStatus, metadata: EventMetadata, now: Date): EventEnvelope {
-  return createEvent(
-    type,
-    { paymentId: payment.id, senderId: payment.senderId, recipientId: payment.recipientId, amount: payment.amount, currency: payment.currency, status },
-    metadata,
-    now,
-  );
-}
+import type { PaymentRow } from "./payment";
+import { type PaymentStatus, paymentsTable, paymentTransactionsTable } from "./payments.sql";
 
 /** The state machine. Anything else is refused before it reaches the database. */
 const transitions: Record<PaymentStatus, PaymentStatus[]> = {
