@@ -1,4 +1,4 @@
-import { sweepOutbox } from "@enclave/core";
+import { sweepOutbox } from "@enclave/core/events/sweeper";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { authOutbox } from "./auth.sql";

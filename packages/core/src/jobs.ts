@@ -2,6 +2,7 @@ import type { ServiceContext } from "./context";
 import { type EventType, eventCatalog, eventTypes } from "./events/catalog";
 import { type EventEnvelope, parseEvent, type TypedEnvelope } from "./events/envelope";
 import type { EventPattern } from "./events/pattern";
+import { sweepOutbox } from "./events/sweeper";
 import { APP, eventSource, type Schedule } from "./manifest";
 
 export interface DeliveryInfo {
@@ -89,10 +90,10 @@ export function cron<C extends ServiceContext>(declaration: { description: strin
 }
 
 /** Publishes outbox rows left behind; added by the kernel to every service that publishes events. */
-export const outboxSweeper: Cron = cron({
+export const outboxSweeper: Cron = /* @__PURE__ */ cron({
   description: "Publishes outbox rows a crashed request left behind",
   schedule: "rate(1 minute)",
-  run: async (context) => context.events.sweep((await context.database()).db),
+  run: async (context) => sweepOutbox((await context.database()).db, { outbox: context.events.outbox, bus: context.bus }),
 });
 
 /**

@@ -29,6 +29,8 @@ export interface PublicJwk {
   use: "sig";
 }
 
+const keygenHint = "(npx tsx infra/keygen.ts prints one)";
+
 /** A key id derived from the public key: tokens name the key that signed them. */
 const kidOf = (x: string, y: string) => createHash("sha256").update(`${x}.${y}`).digest("base64url").slice(0, 16);
 
@@ -61,14 +63,14 @@ export function parsePrivateJwk(variable: string, json: string): PrivateJwk {
   try {
     value = JSON.parse(json);
   } catch {
-    throw new Error(`${variable} is not JSON: set it to a P-256 private JWK (npx tsx infra/keygen.ts prints one)`);
+    throw new Error(`${variable} is not JSON: set it to a P-256 private JWK ${keygenHint}`);
   }
   return privateJwkOf(variable, value);
 }
 
 /** `value` as a private JWK, checked like `parsePrivateJwk` (for keys already parsed). */
 export function privateJwkOf(variable: string, value: unknown): PrivateJwk {
-  if (!isPrivateJwk(value)) throw new Error(`${variable} must be a P-256 private JWK with x, y and d (npx tsx infra/keygen.ts prints one)`);
+  if (!isPrivateJwk(value)) throw new Error(`${variable} must be a P-256 private JWK with x, y and d ${keygenHint}`);
   return { ...(value as Record<string, unknown>), ...value, kid: value.kid ?? kidOf(value.x, value.y) };
 }
 

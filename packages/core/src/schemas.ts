@@ -17,16 +17,16 @@ export function isRealInstant(value: string): boolean {
 }
 
 /** An ISO-8601 time that names a real instant (the pattern alone admits 2024-02-31). */
-export const Instant = IsoTime.check(z.refine(isRealInstant, "must be a valid ISO-8601 time"));
+export const Instant = /* @__PURE__ */ IsoTime.check(z.refine(isRealInstant, "must be a valid ISO-8601 time"));
 
 /**
  * Text PostgreSQL can store: no control characters (text cannot even hold a NUL) and no unpaired
  * UTF-16 surrogates (JSON allows them; UTF-8, and so PostgreSQL, cannot store them). With the
  * `u` flag a well-formed surrogate pair is one code point, so `\p{Cs}` matches only lone halves.
  */
-export const singleLineText = z.regex(/^[^\p{Cc}\p{Cs}]*$/u, "must be valid Unicode text without control characters");
+export const singleLineText = /* @__PURE__ */ z.regex(/^[^\p{Cc}\p{Cs}]*$/u, "must be valid Unicode text without control characters");
 /** The same, with tabs and line breaks allowed. */
-export const multiLineText = z.regex(
+export const multiLineText = /* @__PURE__ */ z.regex(
   /^(?:[^\p{Cc}\p{Cs}]|[\t\n\r])*$/u,
   "must be valid Unicode text without control characters other than tabs and line breaks",
 );

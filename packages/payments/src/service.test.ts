@@ -1,4 +1,5 @@
-import { pgConstraint, pgErrorCode, sweepOutbox, uuidv7 } from "@enclave/core";
+import { pgConstraint, pgErrorCode, uuidv7 } from "@enclave/core";
+import { sweepOutbox } from "@enclave/core/events/sweeper";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { paymentsJobs } from "./jobs";

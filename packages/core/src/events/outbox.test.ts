@@ -7,7 +7,8 @@ import { createTestDatabase, type TestDatabase, testServerUrl } from "../testing
 import type { BusEntry, EventBus, PublishResult } from "./bus";
 import { createEvent, type EventEnvelope } from "./envelope";
 import { memoryBus } from "./memory";
-import { relayEvents, sweepOutbox } from "./relay";
+import { relayEvents } from "./relay";
+import { sweepOutbox } from "./sweeper";
 import { outboxTable } from "./tables";
 import { commitWithEvents, outboxInsert } from "./write";
 

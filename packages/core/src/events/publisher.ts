@@ -3,7 +3,7 @@ import type { Queryable } from "../db/index";
 import type { EventBus } from "./bus";
 import { eventCatalog } from "./catalog";
 import type { EventEnvelope } from "./envelope";
-import { relayEvents, type SweepOptions, sweepOutbox } from "./relay";
+import { relayEvents } from "./relay";
 import type { OutboxTable } from "./tables";
 import { type ChangeWithEvents, commitWithEvents, outboxInsert } from "./write";
 
@@ -30,8 +30,6 @@ export interface ServiceEvents {
   record(events: EventEnvelope[], when?: SQL): SQL;
   /** Publishes events a caller's own transaction has committed, then marks them sent. Never throws. */
   publish(db: Queryable, events: EventEnvelope[]): Promise<{ published: number; failed: number }>;
-  /** Publishes outbox rows a crashed process left behind (the kernel's `outbox-sweeper` cron). */
-  sweep(db: Queryable, options?: SweepOptions): Promise<{ published: number; failed: number }>;
 }
 
 export function serviceEvents(service: string, source: string, outbox: OutboxTable, bus: EventBus): ServiceEvents {
@@ -53,6 +51,5 @@ export function serviceEvents(service: string, source: string, outbox: OutboxTab
     },
     record: (events, when) => outboxInsert(outbox, source, own(events), when),
     publish,
-    sweep: (db, options) => sweepOutbox(db, { outbox, bus }, options),
   };
 }
