@@ -1,31 +1,55 @@
-import { AppError, decodeCursor, encodeCursor, Instant, iso, Limit, pageOf, UnknownEventError, Uuid, uuidPattern } from "@enclave/core";
+import { AppError, CURSOR_EXAMPLE, decodeCursor, encodeCursor, Instant, iso, Limit, pageOf, UnknownEventError, Uuid, uuidPattern } from "@enclave/core";
 import { and, desc, eq, gte, lte, type SQL, sql } from "drizzle-orm";
 import * as z from "zod/mini";
 import { auditLogsTable } from "./admin.sql";
 import type { AdminContext } from "./context";
 
-export const AuditLogInfo = z.object({
-  /** The id of the event the row records. */
-  id: z.string(),
-  /** The event type. */
-  action: z.string(),
-  /** The user the action concerns (payments: the sender; config: the admin). */
-  userId: z.nullable(z.string()),
-  /** Who did it (`metadata.actor`), when known. */
-  actorId: z.nullable(z.string()),
-  resourceType: z.nullable(z.string()),
-  resourceId: z.nullable(z.string()),
-  /** The event's data. */
-  details: z.unknown(),
-  /** Set on admin actions recorded by this service from the request itself. */
-  ipAddress: z.nullable(z.string()),
-  userAgent: z.nullable(z.string()),
-  correlationId: z.nullable(z.string()),
-  /** When the action happened (the event's `occurredAt`). */
-  createdAt: z.string(),
-});
+export const AuditLogInfo = z
+  .object({
+    /** The id of the event the row records. */
+    id: z.string(),
+    /** The event type. */
+    action: z.string(),
+    /** The user the action concerns (payments: the sender; config: the admin). */
+    userId: z.nullable(z.string()),
+    /** Who did it (`metadata.actor`), when known. */
+    actorId: z.nullable(z.string()),
+    resourceType: z.nullable(z.string()),
+    resourceId: z.nullable(z.string()),
+    /** The event's data. */
+    details: z.unknown(),
+    /** Set on admin actions recorded by this service from the request itself. */
+    ipAddress: z.nullable(z.string()),
+    userAgent: z.nullable(z.string()),
+    correlationId: z.nullable(z.string()),
+    /** When the action happened (the event's `occurredAt`). */
+    createdAt: z.string(),
+  })
+  .register(z.globalRegistry, {
+    id: "AuditLog",
+    description:
+      "One event of the app, as recorded: `action` is the event type, `userId` the user it concerns, `actorId` who did it, `details` the event's data. Admin actions also carry the caller's IP address and user agent.",
+    examples: [
+      {
+        id: "0192d4e9-0a1d-7e4f-8a51-6c7d8e9fa0b1",
+        action: "payment.created",
+        userId: "0192d4e8-7c3a-7b5e-9f10-2a3b4c5d6e7f",
+        actorId: "0192d4e8-7c3a-7b5e-9f10-2a3b4c5d6e7f",
+        resourceType: "payment",
+        resourceId: "0192d4e9-0a1b-7c2d-8e3f-4a5b6c7d8e9f",
+        details: { paymentId: "0192d4e9-0a1b-7c2d-8e3f-4a5b6c7d8e9f", amount: "12.50", currency: "USD", status: "pending" },
+        ipAddress: null,
+        userAgent: null,
+        correlationId: "0192d4e9-09ff-7b00-8c11-2d3e4f5a6b7c",
+        createdAt: "2025-03-14T09:26:00.000Z",
+      },
+    ],
+  });
 export type AuditLogInfo = z.output<typeof AuditLogInfo>;
-export const AuditLogPage = pageOf(AuditLogInfo);
+export const AuditLogPage = pageOf(AuditLogInfo).register(z.globalRegistry, {
+  id: "AuditLogPage",
+  description: "Audit-log rows, newest first; `nextCursor` fetches the next page, `null` on the last.",
+});
 
 /** What an audit row says about one event, as far as its envelope can be read. */
 export interface AuditEntry {
@@ -121,13 +145,19 @@ export async function recordEvent(ctx: AdminContext, detail: unknown): Promise<"
 
 export const AuditLogQuery = z
   .strictObject({
-    userId: z.optional(Uuid),
-    action: z.optional(z.string().check(z.minLength(1), z.maxLength(200))),
-    resourceType: z.optional(z.string().check(z.minLength(1), z.maxLength(64))),
-    from: z.optional(Instant),
-    to: z.optional(Instant),
+    userId: z.optional(Uuid).register(z.globalRegistry, { description: "Only rows about this user." }),
+    action: z
+      .optional(z.string().check(z.minLength(1), z.maxLength(200)))
+      .register(z.globalRegistry, { description: "Only this event type.", examples: ["payment.created"] }),
+    resourceType: z
+      .optional(z.string().check(z.minLength(1), z.maxLength(64)))
+      .register(z.globalRegistry, { description: "Only this kind of resource: `user`, `profile`, `payment`, `config`…", examples: ["payment"] }),
+    from: z.optional(Instant).register(z.globalRegistry, { description: "Only rows at or after this time.", examples: ["2025-01-01T00:00:00Z"] }),
+    to: z.optional(Instant).register(z.globalRegistry, { description: "Only rows at or before this time.", examples: ["2030-01-01T00:00:00Z"] }),
     limit: Limit,
-    cursor: z.optional(z.string().check(z.minLength(1), z.maxLength(512))),
+    cursor: z
+      .optional(z.string().check(z.minLength(1), z.maxLength(512)))
+      .register(z.globalRegistry, { description: "The previous page's `nextCursor`; omit for the first page.", examples: [CURSOR_EXAMPLE] }),
   })
   .check(
     z.refine((query) => query.from === undefined || query.to === undefined || Date.parse(query.from) <= Date.parse(query.to), {

@@ -8,32 +8,58 @@ import type { RequestOrigin } from "./origin";
 
 export const ConfigKey = z
   .string()
-  .check(z.regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, "must be 1 to 128 of a-z, 0-9, '.', '_', '-', starting with a letter or digit"));
+  .check(z.regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, "must be 1 to 128 of a-z, 0-9, '.', '_', '-', starting with a letter or digit"))
+  // A key every stage has (the essential seed), so the example finds something.
+  .register(z.globalRegistry, { description: "A configuration key: 1 to 128 of a-z, 0-9, '.', '_', '-'.", examples: ["maintenance.enabled"] });
 export const MAX_CONFIG_VALUE_BYTES = 64 * 1024;
 
 const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value) ?? "");
 
-export const ConfigInput = z.strictObject({
-  /** Any JSON value (null included), at most 64 KB as JSON. */
-  value: z.unknown().check(
-    z.refine((value) => value !== undefined, "is required"),
-    z.refine((value) => value === undefined || jsonBytes(value) <= MAX_CONFIG_VALUE_BYTES, `must be at most ${MAX_CONFIG_VALUE_BYTES} bytes as JSON`),
-  ),
-  /** Omitted: keep the current description; null: clear it. */
-  description: z.optional(z.nullable(z.string().check(z.maxLength(500)))),
-});
+export const ConfigInput = z
+  .strictObject({
+    /** Any JSON value (null included), at most 64 KB as JSON. */
+    value: z.unknown().check(
+      z.refine((value) => value !== undefined, "is required"),
+      z.refine((value) => value === undefined || jsonBytes(value) <= MAX_CONFIG_VALUE_BYTES, `must be at most ${MAX_CONFIG_VALUE_BYTES} bytes as JSON`),
+    ),
+    /** Omitted: keep the current description; null: clear it. */
+    description: z.optional(z.nullable(z.string().check(z.maxLength(500)))),
+  })
+  .register(z.globalRegistry, {
+    id: "PutConfigRequest",
+    description:
+      "The key's new value (any JSON value, `null` included, at most 64 KB as JSON) and, optionally, its description (`null` clears it; omitted keeps it).",
+    examples: [{ value: false, description: "While true, clients show a maintenance notice." }],
+  });
 export type ConfigInput = z.output<typeof ConfigInput>;
 
-export const ConfigItem = z.object({
-  key: z.string(),
-  value: z.unknown(),
-  description: z.nullable(z.string()),
-  updatedAt: z.string(),
-  /** The admin who last set it; null for defaults from the essential seed. */
-  updatedBy: z.nullable(z.string()),
-});
+export const ConfigItem = z
+  .object({
+    key: z.string(),
+    value: z.unknown(),
+    description: z.nullable(z.string()),
+    updatedAt: z.string(),
+    /** The admin who last set it; null for defaults from the essential seed. */
+    updatedBy: z.nullable(z.string()),
+  })
+  .register(z.globalRegistry, {
+    id: "ConfigItem",
+    description:
+      "A system configuration key with its JSON value; `updatedBy` is the administrator who last set it (`null` for the defaults every stage starts with).",
+    examples: [
+      {
+        key: "maintenance.enabled",
+        value: false,
+        description: "While true, clients show a maintenance notice.",
+        updatedAt: "2025-03-14T09:00:00.000Z",
+        updatedBy: null,
+      },
+    ],
+  });
 export type ConfigItem = z.output<typeof ConfigItem>;
-export const ConfigList = z.object({ items: z.array(ConfigItem) });
+export const ConfigList = z
+  .object({ items: z.array(ConfigItem) })
+  .register(z.globalRegistry, { id: "ConfigList", description: "Every configuration key, by key." });
 
 type ConfigRow = typeof systemConfigTable.$inferSelect;
 

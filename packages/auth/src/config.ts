@@ -1,4 +1,4 @@
-import { parseCommonConfig, parseEnv, privateJwkVariable } from "@enclave/core";
+import { parseServiceConfig, privateJwkVariable } from "@enclave/core";
 import * as z from "zod/mini";
 
 const authEnv = z.object({
@@ -9,6 +9,6 @@ const authEnv = z.object({
 });
 
 export function readAuthConfig(env: Record<string, string | undefined> = process.env) {
-  return { ...parseCommonConfig("auth", env), ...parseEnv(authEnv, env) };
+  return parseServiceConfig("auth", authEnv, env);
 }
 export type AuthConfig = ReturnType<typeof readAuthConfig>;

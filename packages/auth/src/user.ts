@@ -7,15 +7,31 @@ import type { AuthContext } from "./context";
 import { hashPassword, verifyPassword } from "./password";
 import { hashRefreshToken, newRefreshToken } from "./tokens";
 
-export const UserInfo = z.object({
-  id: z.string(),
-  email: z.string(),
-  name: z.string(),
-  role: z.enum(roles),
-  emailVerified: z.boolean(),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-});
+export const UserInfo = z
+  .object({
+    id: z.string(),
+    email: z.string(),
+    name: z.string(),
+    role: z.enum(roles),
+    emailVerified: z.boolean(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .register(z.globalRegistry, {
+    id: "User",
+    description: "A user account. Never carries the password or its hash.",
+    examples: [
+      {
+        id: "0192d4e8-7c3a-7b5e-9f10-2a3b4c5d6e7f",
+        email: "ada@example.com",
+        name: "Ada",
+        role: "CUSTOMER",
+        emailVerified: false,
+        createdAt: "2025-03-14T09:26:53.589Z",
+        updatedAt: "2025-03-14T09:26:53.589Z",
+      },
+    ],
+  });
 export type UserInfo = z.output<typeof UserInfo>;
 
 export const Password = z.string().check(z.minLength(8, "must be at least 8 characters"), z.maxLength(128, "must be at most 128 characters"));
@@ -23,17 +39,33 @@ export const Password = z.string().check(z.minLength(8, "must be at least 8 char
 export const Name = z
   .string()
   .check(z.trim(), z.minLength(1, "is required"), z.maxLength(100), z.regex(/^[^\p{Cc}]*$/u, "must not contain control characters"));
-export const RegisterInput = z.strictObject({ email: Email, password: Password, name: Name });
-/** Any stored password may be presented (the seeded admin's comes from configuration), so only the bounds are checked. */
-export const LoginInput = z.strictObject({
-  email: Email,
-  password: z.string().check(z.minLength(1), z.maxLength(128)),
+export const RegisterInput = z.strictObject({ email: Email, password: Password, name: Name }).register(z.globalRegistry, {
+  id: "RegisterRequest",
+  description: "A new account: its email (unique, compared case-insensitively), a password of 8 to 128 characters, and a display name.",
+  examples: [{ email: "ada@example.com", password: "correct-horse-battery", name: "Ada" }],
 });
-export const RefreshInput = z.strictObject({ refreshToken: z.string().check(z.minLength(1), z.maxLength(256)) });
-export const RoleInput = z.strictObject({ role: z.enum(roles) });
+/** Any stored password may be presented (the seeded admin's comes from configuration), so only the bounds are checked. */
+export const LoginInput = z
+  .strictObject({
+    email: Email,
+    password: z.string().check(z.minLength(1), z.maxLength(128)),
+  })
+  .register(z.globalRegistry, { id: "LoginRequest", examples: [{ email: "ada@example.com", password: "correct-horse-battery" }] });
+export const RefreshInput = z.strictObject({ refreshToken: z.string().check(z.minLength(1), z.maxLength(256)) }).register(z.globalRegistry, {
+  id: "RefreshRequest",
+  description: "A refresh token, as register, login or the last refresh returned it.",
+  examples: [{ refreshToken: "q1Ihd6HlBJK2uL0m0yO5d3u8m9bPq3XgkTzJrW8cV1E" }],
+});
+export const RoleInput = z.strictObject({ role: z.enum(roles) }).register(z.globalRegistry, { id: "ChangeRoleRequest", examples: [{ role: "VENDOR" }] });
 
-export const TokenPair = z.object({ accessToken: z.string(), refreshToken: z.string() });
-export const AuthResult = z.object({ user: UserInfo, accessToken: z.string(), refreshToken: z.string() });
+export const TokenPair = z.object({ accessToken: z.string(), refreshToken: z.string() }).register(z.globalRegistry, {
+  id: "TokenPair",
+  description: "A new access token (a JWT, valid for minutes) and the refresh token that replaces the one presented.",
+});
+export const AuthResult = z.object({ user: UserInfo, accessToken: z.string(), refreshToken: z.string() }).register(z.globalRegistry, {
+  id: "AuthResult",
+  description: "The signed-in user, an access token (a JWT, valid for minutes) and a refresh token (single use, valid for days).",
+});
 
 type UserRow = typeof usersTable.$inferSelect;
 

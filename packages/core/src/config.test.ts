@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import * as z from "zod/mini";
-import { ConfigError, databaseUrlFor, parseCommonConfig, parseEnv, stageSchema } from "./config";
+import { ConfigError, databaseUrlFor, parseCommonConfig, parseEnv, parseServiceConfig, stageSchema } from "./config";
 
 const secret = "s3cr3t-Value-9f8e7d";
 
@@ -150,5 +150,20 @@ describe("parseCommonConfig", () => {
       expect(error.problems, value).toEqual([expect.stringMatching(/^AUTH_PUBLIC_JWKS: must be a JWKS document/)]);
       expect(error.message).not.toContain(secret);
     }
+  });
+});
+
+describe("parseServiceConfig", () => {
+  test("reports the shared and the service's own variables at once, named after the service", () => {
+    const own = z.object({ SERVICE_SIGNING_KEY: z.string().check(z.minLength(10)) });
+    const error = configError(() => parseServiceConfig("payments", own, { LOG_LEVEL: "loud", SERVICE_SIGNING_KEY: secret.slice(0, 5) }));
+    expect(error.service).toBe("payments");
+    expect(error.message).toMatch(/^Invalid payments configuration:/);
+    expect(error.problems).toEqual([
+      "LOG_LEVEL: must be one of debug, info, warn, error",
+      "PAYMENTS_DATABASE_URL (or DATABASE_URL) is required",
+      "SERVICE_SIGNING_KEY: must be at least 10 characters",
+    ]);
+    expect(error.message).not.toContain(secret.slice(0, 5));
   });
 });

@@ -3,8 +3,15 @@ import { driverFor } from "./db/index";
 import { isPrivateJwkJson, isPublicJwksJson } from "./keys";
 
 export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  /**
+   * `service` is the service whose configuration this is, when known: one process may read
+   * several (the local runtime reads every service's), and a variable alone does not say whose.
+   */
+  constructor(
+    readonly problems: string[],
+    readonly service?: string,
+  ) {
+    super(`Invalid ${service ? `${service} ` : ""}configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.name = "ConfigError";
   }
 }
@@ -101,6 +108,27 @@ export function parseCommonConfig(service: string, env: Env): CommonConfig {
       problems.push(`${env[serviceVariable] ? serviceVariable : "DATABASE_URL"}: must be pglite://memory, pglite://<dir>, postgres://… or a Neon URL`);
     }
   }
-  if (problems.length > 0 || !common || !databaseUrl) throw new ConfigError(problems);
+  if (problems.length > 0 || !common || !databaseUrl) throw new ConfigError(problems, service);
   return { ...common, service, databaseUrl };
+}
+
+/**
+ * The variables every service reads plus the service's own schema, every problem of both
+ * reported at once and named after the service: what a service's config.ts calls.
+ */
+export function parseServiceConfig<S extends z.ZodMiniObject>(service: string, schema: S, env: Env): CommonConfig & z.infer<S> {
+  const problems: string[] = [];
+  const attempt = <T>(parse: () => T): T | undefined => {
+    try {
+      return parse();
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+      return undefined;
+    }
+  };
+  const common = attempt(() => parseCommonConfig(service, env));
+  const own = attempt(() => parseEnv(schema, env));
+  if (problems.length > 0 || !common || !own) throw new ConfigError(problems, service);
+  return { ...common, ...own };
 }

@@ -47,7 +47,15 @@ function demoApp(): Hono<AppEnv> {
   });
   routes
     .add(
-      { method: "post", path: "/items", summary: "Create", access: "public", body: NewItem, responses: { 201: { description: "Created" } } },
+      {
+        method: "post",
+        path: "/items",
+        operationId: "createItem",
+        summary: "Create",
+        access: "public",
+        body: NewItem,
+        responses: { 201: { description: "Created" } },
+      },
       async (c, { body }) =>
         c.json(
           {
@@ -61,19 +69,22 @@ function demoApp(): Hono<AppEnv> {
           201,
         ),
     )
-    .add({ method: "delete", path: "/items/:id", summary: "Delete", access: "public", responses: { 204: { description: "Deleted" } } }, async (c) =>
-      c.body(null, 204),
+    .add(
+      { method: "delete", path: "/items/:id", operationId: "deleteItem", summary: "Delete", access: "public", responses: { 204: { description: "Deleted" } } },
+      async (c) => c.body(null, 204),
     )
-    .add({ method: "get", path: "/limited", summary: "Throttled", access: "public", responses: {} }, async () => {
+    .add({ method: "get", path: "/limited", operationId: "limited", summary: "Throttled", access: "public", responses: {} }, async () => {
       throw new AppError("rate_limited", "Slow down.", { headers: { "retry-after": "30" } });
     })
-    .add({ method: "get", path: "/session", summary: "Cookies", access: "public", responses: {} }, async (c) => {
+    .add({ method: "get", path: "/session", operationId: "session", summary: "Cookies", access: "public", responses: {} }, async (c) => {
       c.header("set-cookie", "a=1; Path=/; HttpOnly");
       c.header("set-cookie", "b=2; Path=/; Secure", { append: true });
       c.header("cache-control", "no-store");
       return c.json({ ok: true });
     })
-    .add({ method: "get", path: "/private", summary: "Needs a token", access: "user", responses: {} }, async (c) => c.json({ never: true }));
+    .add({ method: "get", path: "/private", operationId: "getPrivate", summary: "Needs a token", access: "user", responses: {} }, async (c) =>
+      c.json({ never: true }),
+    );
   app.get("/text", (c) => c.text("plain text"));
   app.get("/text-status", (c) => c.text("made", 201, { "x-extra": "1" }));
   app.get("/html", (c) => c.html("<p>Zoë</p>"));

@@ -2,10 +2,19 @@ import * as z from "zod/mini";
 import { AppError } from "./errors";
 import { uuidPattern } from "./ids";
 
-/** Shared edge schemas (API.md conventions). */
-export const Uuid = z.string().check(z.regex(uuidPattern, "must be a UUID"));
-export const IsoTime = z.string().check(z.regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/, "must be an ISO-8601 time"));
-export const Email = z.string().check(z.trim(), z.maxLength(254), z.email("must be an email address"));
+/** Shared edge schemas (API.md conventions). Their examples are what the OpenAPI documents offer to send. */
+export const Uuid = z
+  .string()
+  .check(z.regex(uuidPattern, "must be a UUID"))
+  .register(z.globalRegistry, { format: "uuid", examples: ["0192d4e8-7c3a-7b5e-9f10-2a3b4c5d6e7f"] });
+export const IsoTime = z
+  .string()
+  .check(z.regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/, "must be an ISO-8601 time"))
+  .register(z.globalRegistry, { format: "date-time", examples: ["2030-01-01T09:00:00Z"] });
+export const Email = z
+  .string()
+  .check(z.trim(), z.maxLength(254), z.email("must be an email address"))
+  .register(z.globalRegistry, { examples: ["ada@example.com"] });
 
 /** True when an ISO-8601 time names a real instant: IsoTime checks the shape, this the calendar (no February 30th, no hour 25). */
 export function isRealInstant(value: string): boolean {
@@ -33,7 +42,9 @@ export const multiLineText = /* @__PURE__ */ z.regex(
 /** Trimmed single-line text of at most `max` characters. */
 export const SafeText = (max: number) => z.string().check(z.trim(), z.maxLength(max, `must be at most ${max} characters`), singleLineText);
 
-export const Limit = z._default(z.coerce.number().check(z.int("must be an integer"), z.minimum(1), z.maximum(100)), 20);
+export const Limit = z
+  ._default(z.coerce.number().check(z.int("must be an integer"), z.minimum(1), z.maximum(100)), 20)
+  .register(z.globalRegistry, { description: "Items per page, 1 to 100.", examples: [20] });
 
 /** `{items, nextCursor}` pages with an opaque keyset cursor. */
 export const pageOf = <T extends z.ZodMiniType>(item: T) => z.object({ items: z.array(item), nextCursor: z.nullable(z.string()) });
@@ -58,6 +69,12 @@ export function decodeCursor(cursor: string | undefined): Keyset | undefined {
   }
   throw new AppError("validation_failed", "The cursor is not valid.", { details: [{ path: "cursor", message: "invalid cursor" }] });
 }
+
+/**
+ * A cursor as `nextCursor` hands them out (this one continues with what is older than 2030), so
+ * that a documented example of `?cursor=` is one the API accepts.
+ */
+export const CURSOR_EXAMPLE = encodeCursor({ t: "2030-01-01T00:00:00.000Z", id: "0192d4e8-7c3a-7b5e-9f10-2a3b4c5d6e7f" });
 
 /** JSON time of a Date or driver string. */
 export const iso = (value: Date | string | null): string | null => (value === null ? null : new Date(value).toISOString());

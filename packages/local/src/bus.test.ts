@@ -82,6 +82,19 @@ describe("LocalBus delivery", () => {
     expect(bus.deadLetters().map((d) => d.subscriber)).toEqual(["a.broken"]);
   });
 
+  test("an entry whose detail is not a JSON object is refused, as EventBridge refuses it, and nothing is delivered", async () => {
+    const bus = new LocalBus();
+    const audit = recorder();
+    bus.subscribe({ name: "admin.audit", pattern: { source: [{ prefix: "enclave." }] }, handler: audit.handler });
+    const good = registered();
+    const malformed = [null, "text", [1]].map((detail) => ({ source: "enclave.auth", detailType: "user.registered", detail }) as unknown as BusEntry);
+    const result = await bus.publish([...malformed, entry(good)]);
+    expect(result.failed).toEqual(malformed.map(() => ({ id: "", error: "MalformedDetail: detail must be a JSON object" })));
+    await bus.drain();
+    expect(audit.calls.map((c) => c.event.id)).toEqual([good.id]);
+    expect(bus.pending()).toEqual([]);
+  });
+
   test("drain resolves at once when idle", async () => {
     await expect(new LocalBus().drain()).resolves.toBeUndefined();
   });

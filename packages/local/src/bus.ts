@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type BusEntry, type EventBus, type EventHandler, type EventPattern, log, matchesPattern, type PublishResult, uuidv7 } from "@enclave/core";
+import { RecentEvents } from "./recent-events";
 
 /** An event as EventBridge hands it to a target (what patterns match against). */
 export interface BusEvent {
@@ -39,6 +40,8 @@ export interface LocalBusOptions {
   maxAttempts?: number;
   /** First retry delay; doubles each attempt, with jitter. */
   baseDelayMs?: number;
+  /** How many of the last events (with their deliveries' states) the events page can show. */
+  recentEvents?: number;
 }
 
 /**
@@ -49,6 +52,8 @@ export interface LocalBusOptions {
  */
 export class LocalBus implements EventBus {
   readonly subscriptions: LocalSubscription[] = [];
+  /** What the events page shows; memory only, bounded, and never consulted for delivery. */
+  readonly recent: RecentEvents;
   private readonly memoryPending = new Map<string, Delivery>();
   private readonly memoryDlq = new Map<string, Delivery>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
@@ -63,6 +68,7 @@ export class LocalBus implements EventBus {
   constructor(private readonly options: LocalBusOptions = {}) {
     this.maxAttempts = options.maxAttempts ?? 5;
     this.baseDelayMs = options.baseDelayMs ?? 250;
+    this.recent = new RecentEvents(options.recentEvents);
     if (options.dir) {
       mkdirSync(join(options.dir, "pending"), { recursive: true });
       mkdirSync(join(options.dir, "dlq"), { recursive: true });
@@ -74,7 +80,15 @@ export class LocalBus implements EventBus {
   }
 
   async publish(entries: BusEntry[]): Promise<PublishResult> {
+    const failed: PublishResult["failed"] = [];
     for (const entry of entries) {
+      // EventBridge refuses an entry whose Detail is not a JSON object; so does this bus, rather
+      // than deliver something no subscriber can read.
+      const detail: unknown = entry.detail;
+      if (detail === null || typeof detail !== "object" || Array.isArray(detail)) {
+        failed.push({ id: "", error: "MalformedDetail: detail must be a JSON object" });
+        continue;
+      }
       const event: BusEvent = {
         version: "0",
         id: uuidv7(),
@@ -86,14 +100,16 @@ export class LocalBus implements EventBus {
         resources: [],
         detail: entry.detail,
       };
+      this.recent.published(event);
       for (const subscription of this.subscriptions) {
         if (!matchesPattern(subscription.pattern, event as unknown as Record<string, unknown>)) continue;
         const delivery: Delivery = { id: `${event.id}.${subscription.name}`, subscriber: subscription.name, event, attempts: 0 };
         this.save("pending", delivery);
+        this.recent.track(delivery, { status: "pending" });
         this.schedule(delivery, 0);
       }
     }
-    return { failed: [] };
+    return { failed };
   }
 
   /**
@@ -102,7 +118,10 @@ export class LocalBus implements EventBus {
    */
   recover(): number {
     const pending = this.list("pending").filter((delivery) => !this.timers.has(delivery.id) && !this.delivering.has(delivery.id));
-    for (const delivery of pending) this.schedule(delivery, 0);
+    for (const delivery of pending) {
+      this.recent.track(delivery, { status: delivery.attempts > 0 ? "retrying" : "pending", nextAttemptAt: new Date().toISOString() });
+      this.schedule(delivery, 0);
+    }
     return pending.length;
   }
 
@@ -121,6 +140,7 @@ export class LocalBus implements EventBus {
       this.remove("dlq", delivery.id);
       const fresh: Delivery = { id: delivery.id, subscriber: delivery.subscriber, event: delivery.event, attempts: 0 };
       this.save("pending", fresh);
+      this.recent.track(fresh, { status: "pending" }, { redriven: true });
       this.schedule(fresh, 0);
     }
     return chosen.length;
@@ -163,6 +183,7 @@ export class LocalBus implements EventBus {
       if (!subscription) throw new Error(`no subscriber named ${delivery.subscriber}`);
       await subscription.handler(delivery.event.detail, { attempt: delivery.attempts + 1 });
       this.remove("pending", delivery.id);
+      this.recent.track(delivery, { status: "delivered", attempts: delivery.attempts + 1, deliveredAt: new Date().toISOString() });
     } catch (error) {
       delivery.attempts += 1;
       delivery.lastError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
@@ -170,6 +191,7 @@ export class LocalBus implements EventBus {
         delivery.deadLetteredAt = new Date().toISOString();
         this.remove("pending", delivery.id);
         this.save("dlq", delivery);
+        this.recent.track(delivery, { status: "dead", deadLetteredAt: delivery.deadLetteredAt });
         log("error", "event dead-lettered", {
           subscriber: delivery.subscriber,
           eventId: delivery.event.detail.id,
@@ -181,6 +203,7 @@ export class LocalBus implements EventBus {
       }
       this.save("pending", delivery);
       const delay = this.baseDelayMs * 2 ** (delivery.attempts - 1) * (0.8 + Math.random() * 0.4);
+      this.recent.track(delivery, { status: "retrying", nextAttemptAt: new Date(Date.now() + delay).toISOString() });
       log("warn", "event delivery failed; retrying", {
         subscriber: delivery.subscriber,
         eventId: delivery.event.detail.id,

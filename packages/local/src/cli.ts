@@ -1,37 +1,117 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
-import { ConfigError, describeError, log, openDatabase } from "@enclave/core";
-import { migrate } from "@enclave/core/db/migrate";
+import { ConfigError, describeError, log, redactSecrets } from "@enclave/core";
 import { serve } from "@hono/node-server";
 import { type Delivery, listDeliveries } from "./bus";
 import { readLocalConfig } from "./config";
-import { createLocalRuntime, repositoryRoot } from "./runtime";
+import {
+  configProblems,
+  createLocalRuntime,
+  databaseLocation,
+  type LocalRuntime,
+  migrateService,
+  openServiceDatabases,
+  repositoryRoot,
+  StartupError,
+} from "./runtime";
 import { localServices } from "./services";
 
+const serviceNames = localServices.map((s) => s.module.manifest.name);
+
+const usage = [
+  "usage:",
+  "  npm run dev                                   run every service on PORT (default 3000)",
+  "  npm run db:migrate [-- --service <name>]      apply pending migrations",
+  "  npm run db:generate -- --service <name> [--name <migration name>]",
+  "  npm run db:seed                               apply the seeds, then stop",
+  "  npm run events:dlq                            list dead-lettered events",
+  "  npm run events:redrive [-- <delivery id>...]  deliver dead letters again (all when none given)",
+  `services: ${serviceNames.join(", ")}`,
+].join("\n");
+
+/** A command line that cannot be run as typed: said in one line, followed by the usage. */
+class UsageError extends Error {}
+
+interface Command {
+  run(): unknown;
+  /** The `--<name> <value>` options it takes. */
+  options?: string[];
+  /** Whether it takes plain arguments (delivery ids). */
+  positional?: boolean;
+}
+
 const [command = "dev", ...args] = process.argv.slice(2);
-const option = (name: string) => {
-  const index = args.indexOf(`--${name}`);
-  return index >= 0 ? args[index + 1] : undefined;
-};
+const values = new Map<string, string>();
+const positional: string[] = [];
+
+function parseArguments({ options = [], positional: takesPositional = false }: Command) {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (!arg.startsWith("--")) {
+      if (!takesPositional) throw new UsageError(`${command} takes no argument "${arg}"`);
+      positional.push(arg);
+      continue;
+    }
+    const name = arg.slice(2);
+    if (!options.includes(name)) throw new UsageError(`${command} has no option ${arg}`);
+    const value = args[i + 1];
+    if (value === undefined || value.startsWith("--")) throw new UsageError(`${arg} needs a value`);
+    values.set(name, value);
+    i++;
+  }
+}
 
 function chosenServices() {
-  const only = option("service");
-  const chosen = localServices.filter((s) => !only || s.module.manifest.name === only);
-  if (only && chosen.length === 0) throw new Error(`unknown service "${only}" (known: ${localServices.map((s) => s.module.manifest.name).join(", ")})`);
-  return chosen;
+  const only = values.get("service");
+  if (only && !serviceNames.includes(only)) throw new UsageError(`unknown service "${only}" (known: ${serviceNames.join(", ")})`);
+  return localServices.filter((s) => !only || s.module.manifest.name === only);
+}
+
+/** Why the server cannot listen, with the variable to change. */
+function listenFailure(error: unknown, port: number, host: string): StartupError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const problem =
+    code === "EADDRINUSE"
+      ? `port ${port} is already in use: set PORT to a free port (PORT=${port < 65535 ? port + 1 : port - 1} npm run dev)`
+      : code === "EACCES"
+        ? `port ${port} needs privileges: set PORT to a port above 1023 (PORT=3000 npm run dev)`
+        : code === "EADDRNOTAVAIL"
+          ? `HOST: ${host} is not an address of this machine (HOST=127.0.0.1 npm run dev)`
+          : code === "ENOTFOUND" || code === "EAI_AGAIN"
+            ? `HOST: cannot resolve "${host}" (HOST=127.0.0.1 npm run dev)`
+            : `cannot listen on ${host}:${port}: ${redactSecrets((error as Error).message)}`;
+  return new StartupError([problem], { cause: error });
 }
 
 async function dev() {
   const started = performance.now();
-  const runtime = await createLocalRuntime();
-  const { PORT, HOST } = runtime.config;
-  const server = serve({ fetch: runtime.app.fetch, port: PORT, hostname: HOST });
+  const { PORT, HOST } = readLocalConfig();
+  // The port is taken before the slow part of start-up (databases, migrations): a port in use
+  // fails at once. Requests arriving meanwhile wait for the runtime instead of being refused.
+  let ready: (runtime: LocalRuntime) => void = () => {};
+  let failed: (error: unknown) => void = () => {};
+  const runtimeReady = new Promise<LocalRuntime>((resolve, reject) => {
+    ready = resolve;
+    failed = reject;
+  });
+  runtimeReady.catch(() => {}); // reported below, by the start-up itself
+  const server = serve({ fetch: async (request, env) => (await runtimeReady).app.fetch(request, env), port: PORT, hostname: HOST });
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
-    server.once("error", reject);
+    server.once("error", (error) => reject(listenFailure(error, PORT, HOST)));
   });
-  const address = server.address();
+  let runtime: LocalRuntime;
+  try {
+    runtime = await createLocalRuntime();
+    ready(runtime);
+  } catch (error) {
+    failed(error);
+    server.close();
+    throw error;
+  }
+  const address = server.address() as AddressInfo | string | null;
   const port = typeof address === "object" && address ? address.port : PORT;
   const base = `http://${HOST === "0.0.0.0" ? "localhost" : HOST}:${port}`;
   const readyMs = Math.round(performance.now() - started);
@@ -41,7 +121,7 @@ async function dev() {
       `Enclave is running (stage ${runtime.config.STAGE}, data in ${runtime.stageDir}), ready in ${readyMs} ms`,
       ...localServices.map((s) => `  ${s.module.manifest.name.padEnd(9)} ${base}${s.module.manifest.prefix}`),
       `  docs      ${base}/docs`,
-      `  events    ${base}/_local/events/dlq (dead letters)`,
+      `  events    ${base}/_local/events (recent events, deliveries, dead letters)`,
       "Press Ctrl-C to stop.",
       "",
     ].join("\n"),
@@ -64,25 +144,25 @@ async function dev() {
 async function migrateCommand() {
   const config = readLocalConfig();
   const stageDir = resolve(config.DATA_DIR, config.STAGE);
-  for (const { module } of chosenServices()) {
-    const name = module.manifest.name;
-    const url = process.env[`${name.toUpperCase()}_DATABASE_URL`] || process.env.DATABASE_URL || `pglite://${join(stageDir, name)}`;
-    const database = await openDatabase(url, { maxConnections: 1 });
-    try {
-      const { applied } = await migrate(database.db, name, join(repositoryRoot, "migrations", name));
+  const locations = new Map(chosenServices().map(({ module }) => [module.manifest.name, databaseLocation(module.manifest.name, process.env, stageDir)]));
+  const opened = await openServiceDatabases(locations, 1);
+  try {
+    for (const [name, location] of locations) {
+      const applied = await migrateService(name, opened.byService.get(name)!, location);
       process.stdout.write(`${name}: ${applied.length === 0 ? "up to date" : `applied ${applied.join(", ")}`}\n`);
-    } finally {
-      await database.close();
     }
+  } finally {
+    await opened.close();
   }
 }
 
 function generateCommand() {
-  const name = option("service");
-  if (!name) throw new Error("usage: npm run db:generate -- --service <name> [--name <migration name>]");
+  const name = values.get("service");
+  if (!name) throw new UsageError("db:generate needs --service <name>");
   chosenServices();
-  const extra = option("name") ? ["--name", option("name") as string] : [];
+  const extra = values.has("name") ? ["--name", values.get("name") as string] : [];
   const result = spawnSync("drizzle-kit", ["generate", "--config", `packages/${name}/drizzle.config.ts`, ...extra], { stdio: "inherit", cwd: repositoryRoot });
+  if (result.error) throw new Error(`cannot run drizzle-kit: ${result.error.message}`);
   process.exitCode = result.status ?? 1;
 }
 
@@ -95,7 +175,7 @@ async function seedCommand() {
 
 async function redriveCommand() {
   const config = readLocalConfig();
-  const ids = args.filter((a) => !a.startsWith("--"));
+  const ids = positional;
   let response: Response | undefined;
   try {
     response = await fetch(`http://127.0.0.1:${config.PORT}/_local/events/redrive`, {
@@ -139,24 +219,63 @@ function dlqCommand() {
   }
 }
 
-const commands: Record<string, () => unknown> = {
-  dev,
-  migrate: migrateCommand,
-  generate: generateCommand,
-  seed: seedCommand,
-  redrive: redriveCommand,
-  dlq: dlqCommand,
+function helpCommand() {
+  process.stdout.write(`${usage}\n`);
+}
+
+const commands: Record<string, Command> = {
+  dev: { run: dev },
+  migrate: { run: migrateCommand, options: ["service"] },
+  generate: { run: generateCommand, options: ["service", "name"] },
+  seed: { run: seedCommand },
+  redrive: { run: redriveCommand, positional: true },
+  dlq: { run: dlqCommand },
+  help: { run: helpCommand },
 };
 
-const run = commands[command];
-if (!run) {
-  process.stderr.write(`unknown command ${command}; one of: ${Object.keys(commands).join(", ")}\n`);
-  process.exit(2);
+/**
+ * The stacks under a failure, for LOG_LEVEL=debug: the error's and its causes'. A failed query's
+ * own stack is left out: its message embeds the query's parameters.
+ */
+function stacksOf(error: unknown): string {
+  const stacks: string[] = [];
+  let current = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    if (!("query" in current && "params" in current)) stacks.push(redactSecrets(current.stack ?? `${current.name}: ${current.message}`));
+    current = current.cause;
+  }
+  return stacks.join("\ncaused by: ");
 }
+
+/** An error's message without query parameters or credentials. */
+function messageOf(error: unknown): string {
+  const described = describeError(error);
+  return String(described.message ?? described.error);
+}
+
+/** What a person running the command reads: plain lines and no stack (unless LOG_LEVEL=debug). */
+function report(error: unknown): number {
+  if (error instanceof UsageError) {
+    process.stderr.write(`${error.message}\n\n${usage}\n`);
+    return 2;
+  }
+  const lines =
+    error instanceof StartupError ? error.problems : error instanceof ConfigError ? configProblems(error) : [`${command} failed: ${messageOf(error)}`];
+  process.stderr.write(`${lines.join("\n")}\n`);
+  if (process.env.LOG_LEVEL === "debug") process.stderr.write(`${stacksOf(error)}\n`);
+  return 1;
+}
+
+const chosen = ["--help", "-h"].includes(command) ? commands.help : commands[command];
 Promise.resolve()
-  .then(run)
+  .then(() => {
+    if (!chosen) throw new UsageError(`unknown command "${command}" (one of: ${Object.keys(commands).join(", ")})`);
+    parseArguments(chosen);
+    return chosen.run();
+  })
   .catch((error) => {
-    if (error instanceof ConfigError) process.stderr.write(`${error.message}\n`);
-    else process.stderr.write(`${command} failed: ${JSON.stringify(describeError(error))}\n`);
-    process.exit(1);
+    process.exitCode = report(error);
+    // Whatever start-up left open (a database pool, a listening socket) must not keep a failed
+    // command running.
+    process.exit();
   });

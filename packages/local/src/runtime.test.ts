@@ -230,6 +230,16 @@ describe("user.registered → profile through the local runtime", () => {
     await runtime.bus.drain();
     expect(await profilesOf(runtime, a.userId)).toHaveLength(1);
     expect(await profilesOf(runtime, b.userId)).toHaveLength(0);
+    // A form or plain-text post (what another site's page can send without asking) is refused.
+    for (const type of ["text/plain", "application/x-www-form-urlencoded", undefined]) {
+      const response = await runtime.app.request("/_local/events/redrive", {
+        method: "POST",
+        ...(type ? { headers: { "content-type": type } } : {}),
+        body: "{}",
+      });
+      expect(response.status, String(type)).toBe(415);
+      expect(((await response.json()) as ResponseBody).error?.code).toBe("unsupported_media_type");
+    }
     expect((await json(runtime, "POST", "/_local/events/redrive", { ids: [dead.find((d) => d !== first)!.id] })).body).toEqual({ redriven: 1 });
     await runtime.bus.drain();
     expect(await profilesOf(runtime, b.userId)).toHaveLength(1);

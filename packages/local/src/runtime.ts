@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import {
   type AppEnv,
   AppError,
+  ConfigError,
   type Database,
   describeError,
   eventHandler,
@@ -13,12 +14,14 @@ import {
   requestContext,
   type ServiceContext,
 } from "@enclave/core";
-import { migrate } from "@enclave/core/db/migrate";
+import { databaseUrlProblem, describeDatabaseFailure, fileProblem } from "@enclave/core/db/failures";
+import { MigrationError, migrate } from "@enclave/core/db/migrate";
 import { generatePrivateJwk, type PrivateJwk, parsePrivateJwk, publicJwksJson } from "@enclave/core/keys";
 import { Hono } from "hono";
 import { LocalBus } from "./bus";
 import { type LocalConfig, readLocalConfig } from "./config";
 import { mountDocs } from "./docs";
+import { mountEventsPage } from "./events-page";
 import type { LocalContextBase, LocalService } from "./registry";
 import { localServices } from "./services";
 
@@ -42,6 +45,33 @@ export interface StartOptions {
   services?: LocalService[];
 }
 
+/**
+ * A start-up failure said so that it can be printed as it is: one line per problem, each naming
+ * the service and the variable to fix, never a secret. The original error is its cause (for
+ * LOG_LEVEL=debug).
+ */
+export class StartupError extends Error {
+  constructor(
+    readonly problems: string[],
+    options?: { cause?: unknown },
+  ) {
+    super(problems.join("\n"), options);
+    this.name = "StartupError";
+  }
+}
+
+/** A ConfigError's problems as printed lines, each prefixed with the service when it is known. */
+export function configProblems(error: ConfigError, service = error.service): string[] {
+  return error.problems.map((problem) => (!service || problem.startsWith(`${service}: `) ? problem : `${service}: ${problem}`));
+}
+
+/** `a, b: problem` for problems several services share (one DATABASE_URL, one LOG_LEVEL). */
+function grouped(problems: { service: string; problem: string }[]): string[] {
+  const byProblem = new Map<string, string[]>();
+  for (const { service, problem } of problems) byProblem.set(problem, [...(byProblem.get(problem) ?? []), service]);
+  return [...byProblem].map(([problem, services]) => `${services.join(", ")}: ${problem}`);
+}
+
 /** The key in `variable`, else `stageDir/<name>.json`, generated once: restarts keep signed tokens valid. */
 function loadOrCreateKey(variable: string, fromEnv: string | undefined, file: string): PrivateJwk {
   if (fromEnv) return parsePrivateJwk(variable, fromEnv);
@@ -49,6 +79,104 @@ function loadOrCreateKey(variable: string, fromEnv: string | undefined, file: st
   const jwk = generatePrivateJwk();
   writeFileSync(file, JSON.stringify(jwk), { mode: 0o600 });
   return jwk;
+}
+
+/** Where a service's database is, and the variable that put it there (for messages). */
+export interface DatabaseLocation {
+  url: string;
+  /** `<SERVICE>_DATABASE_URL`, `DATABASE_URL`, or `DATA_DIR` for the default PGlite directory. */
+  variable: string;
+}
+
+export function databaseLocation(service: string, env: Record<string, string | undefined>, stageDir: string): DatabaseLocation {
+  const own = `${service.toUpperCase()}_DATABASE_URL`;
+  if (env[own]) return { url: env[own], variable: own };
+  if (env.DATABASE_URL) return { url: env.DATABASE_URL, variable: "DATABASE_URL" };
+  return { url: `pglite://${join(stageDir, service)}`, variable: "DATA_DIR" };
+}
+
+/** The databases of several services, one per distinct URL, each checked to answer. */
+export interface OpenedDatabases {
+  byService: Map<string, Database>;
+  close(): Promise<void>;
+}
+
+/** The services of each distinct URL. */
+function byUrl(locations: Map<string, DatabaseLocation>): { location: DatabaseLocation; services: string[] }[] {
+  const groups = new Map<string, { location: DatabaseLocation; services: string[] }>();
+  for (const [service, location] of locations) {
+    const group = groups.get(location.url) ?? { location, services: [] };
+    group.services.push(service);
+    groups.set(location.url, group);
+  }
+  return [...groups.values()];
+}
+
+/** Stops start-up on a database URL that cannot be opened at all, before anything is read or opened. */
+export function checkDatabaseUrls(locations: Map<string, DatabaseLocation>): void {
+  const invalid = byUrl(locations).flatMap(({ location, services }) => {
+    const problem = databaseUrlProblem(location.variable, location.url);
+    return problem ? [`${services.join(", ")}: ${problem}`] : [];
+  });
+  if (invalid.length > 0) throw new StartupError(invalid);
+}
+
+/**
+ * Opens each service's database (services sharing a URL share one: PGlite is single-connection)
+ * and checks that it answers, before anything is migrated. Every database that cannot be opened
+ * is reported at once, as `<services>: <VARIABLE>: <why>`.
+ */
+export async function openServiceDatabases(locations: Map<string, DatabaseLocation>, maxConnections: number): Promise<OpenedDatabases> {
+  checkDatabaseUrls(locations);
+  const groups = byUrl(locations);
+  const settled = await Promise.allSettled(
+    groups.map(async ({ location }) => {
+      const database = await openDatabase(location.url, { maxConnections });
+      try {
+        await database.ping();
+      } catch (error) {
+        await database.close().catch(() => {});
+        throw error;
+      }
+      return database;
+    }),
+  );
+  const opened = settled.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+  const close = async () => {
+    await Promise.all(opened.map((database) => database.close()));
+  };
+  const failures = settled.flatMap((result, index) => (result.status === "rejected" ? [{ group: groups[index]!, error: result.reason as unknown }] : []));
+  if (failures.length > 0) {
+    await close().catch(() => {});
+    const problems = failures.map(({ group: { location, services }, error }) => {
+      const why = describeDatabaseFailure(location.variable, location.url, error) ?? `${location.variable}: cannot open the database: ${messageOf(error)}`;
+      return `${services.join(", ")}: ${why}`;
+    });
+    throw new StartupError(problems, { cause: failures[0]!.error });
+  }
+  const byService = new Map<string, Database>();
+  groups.forEach(({ services }, index) => {
+    for (const service of services) byService.set(service, opened[index]!);
+  });
+  return { byService, close };
+}
+
+/** Applies a service's pending migrations; a failure says which service and what to fix. */
+export async function migrateService(service: string, database: Database, location: DatabaseLocation): Promise<string[]> {
+  try {
+    const { applied } = await migrate(database.db, service, join(repositoryRoot, "migrations", service));
+    return applied;
+  } catch (error) {
+    if (error instanceof MigrationError) throw new StartupError([`${service}: migrations: ${error.message.replace(`[${service}] `, "")}`], { cause: error });
+    const why = describeDatabaseFailure(location.variable, location.url, error) ?? `migrating failed: ${messageOf(error)}`;
+    throw new StartupError([`${service}: ${why}`], { cause: error });
+  }
+}
+
+/** An error's message without query parameters or credentials. */
+function messageOf(error: unknown): string {
+  const described = describeError(error);
+  return String(described.message ?? described.error);
 }
 
 /**
@@ -61,49 +189,80 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   const config = readLocalConfig(env);
   const services = options.services ?? localServices;
   const stageDir = resolve(config.DATA_DIR, config.STAGE);
-  mkdirSync(stageDir, { recursive: true });
+  const locations = new Map(services.map(({ module }) => [module.manifest.name, databaseLocation(module.manifest.name, env, stageDir)]));
+  checkDatabaseUrls(locations);
+  try {
+    mkdirSync(stageDir, { recursive: true });
+  } catch (error) {
+    throw new StartupError([`DATA_DIR: cannot create ${join(config.DATA_DIR, config.STAGE)} (${fileProblem(error) ?? messageOf(error)})`], { cause: error });
+  }
 
   // The stage's two keys, as a deployed stage has them: every service gets the public halves.
-  const signingJwk = loadOrCreateKey("AUTH_SIGNING_KEY", env.AUTH_SIGNING_KEY, join(stageDir, "auth-signing-key.json"));
-  const serviceSigningJwk = loadOrCreateKey("SERVICE_SIGNING_KEY", env.SERVICE_SIGNING_KEY, join(stageDir, "service-signing-key.json"));
+  const key = (variable: string, file: string, owner?: string) => {
+    try {
+      return loadOrCreateKey(variable, env[variable], join(stageDir, file));
+    } catch (error) {
+      throw new StartupError([`${owner ? `${owner}: ` : ""}${(error as Error).message}`], { cause: error });
+    }
+  };
+  const signingJwk = key("AUTH_SIGNING_KEY", "auth-signing-key.json", "auth");
+  // The stage's, not one service's: every service signs its calls with it.
+  const serviceSigningJwk = key("SERVICE_SIGNING_KEY", "service-signing-key.json");
   env.AUTH_SIGNING_KEY = JSON.stringify(signingJwk);
   env.AUTH_PUBLIC_JWKS = publicJwksJson(signingJwk);
   env.SERVICE_SIGNING_KEY = JSON.stringify(serviceSigningJwk);
   env.SERVICE_PUBLIC_JWKS = publicJwksJson(serviceSigningJwk);
   env.STAGE = config.STAGE;
 
-  // One database per distinct URL: services sharing DATABASE_URL share one PGlite instance
-  // (PGlite is single-connection), each in its own schema.
-  const byUrl = new Map<string, Promise<Database>>();
-  const databases = new Map<string, Database>();
-  await Promise.all(
-    services.map(async ({ module }) => {
-      const name = module.manifest.name;
-      const url = env[`${name.toUpperCase()}_DATABASE_URL`] || env.DATABASE_URL || `pglite://${join(stageDir, name)}`;
-      env[`${name.toUpperCase()}_DATABASE_URL`] = url;
-      if (!byUrl.has(url)) byUrl.set(url, openDatabase(url, { maxConnections: 5 }));
-      databases.set(name, (await byUrl.get(url)) as Database);
-    }),
-  );
-  for (const { module } of services) {
-    const name = module.manifest.name;
-    const { applied } = await migrate((databases.get(name) as Database).db, name, join(repositoryRoot, "migrations", name));
-    if (applied.length > 0) log("info", "migrations applied", { service: name, applied });
-  }
+  // Where each service's configuration looks for its database, the default PGlite included.
+  for (const [name, { url }] of locations) env[`${name.toUpperCase()}_DATABASE_URL`] = url;
 
   const bus = new LocalBus({ dir: join(stageDir, "bus"), maxAttempts: config.BUS_MAX_ATTEMPTS, baseDelayMs: config.BUS_RETRY_BASE_MS });
   const app = new Hono<AppEnv>();
   app.use(requestContext("*"));
   const fetchLocal = async (request: Request) => app.fetch(request);
 
+  // Every service's configuration is read before any database is opened: a mistyped variable
+  // stops start-up at once, with every service's problems together, and nothing migrated.
+  const databases = new Map<string, Database>();
   const contexts = new Map<string, ServiceContext>();
+  const configFailures: { service: string; problem: string }[] = [];
+  let firstConfigError: ConfigError | undefined;
   for (const service of services) {
     const name = service.module.manifest.name;
-    const database = databases.get(name) as Database;
+    const database = async () => {
+      const open = databases.get(name);
+      if (!open) throw new Error(`the ${name} database is not open yet`);
+      return open;
+    };
     // Each service verifies tokens as deployed, from the same variables (core's verifierFromConfig).
-    const local: LocalContextBase = { env, overrides: { database: async () => database, bus }, fetch: fetchLocal };
-    const context = await service.context(local);
-    contexts.set(name, context);
+    const local: LocalContextBase = { env, overrides: { database, bus }, fetch: fetchLocal };
+    try {
+      contexts.set(name, await service.context(local));
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      firstConfigError ??= error;
+      for (const problem of error.problems)
+        configFailures.push({ service: name, problem: problem.startsWith(`${name}: `) ? problem.slice(name.length + 2) : problem });
+    }
+  }
+  if (configFailures.length > 0) throw new StartupError(grouped(configFailures), { cause: firstConfigError });
+
+  const opened = await openServiceDatabases(locations, 5);
+  try {
+    for (const [name, database] of opened.byService) databases.set(name, database);
+    for (const [name, location] of locations) {
+      const applied = await migrateService(name, databases.get(name) as Database, location);
+      if (applied.length > 0) log("info", "migrations applied", { service: name, applied });
+    }
+  } catch (error) {
+    await opened.close().catch(() => {});
+    throw error;
+  }
+
+  for (const service of services) {
+    const name = service.module.manifest.name;
+    const context = contexts.get(name) as ServiceContext;
     app.route("/", service.module.createApp(context));
     for (const [job, declared] of Object.entries(service.module.jobs)) {
       if (declared.kind === "subscription") bus.subscribe({ name: `${name}.${job}`, pattern: declared.pattern, handler: eventHandler(job, declared, context) });
@@ -114,10 +273,13 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
     services.map((s) => s.module.manifest),
   );
   app.get("/", (c) => c.json({ services: services.map((s) => ({ name: s.module.manifest.name, prefix: s.module.manifest.prefix })), docs: "/docs" }));
+  mountEventsPage(app, bus);
   app.get("/_local/events/dlq", (c) => c.json({ items: bus.deadLetters() }));
   app.post("/_local/events/redrive", async (c) => {
     // No body or `{}` redrives every dead letter; `{"ids": [...]}` only those. Anything else is
-    // refused rather than read as "all".
+    // refused rather than read as "all". Only JSON is taken: a page on another site can post a
+    // form or plain text here, but not application/json without the browser asking first.
+    if (!/^application\/json\s*(;|$)/i.test(c.req.header("content-type") ?? "")) throw new AppError("unsupported_media_type");
     const text = await c.req.text();
     let body: unknown = {};
     if (text.trim() !== "") {
@@ -191,7 +353,7 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
       for (const timer of timers) clearInterval(timer);
       await bus.close();
       while (running.size > 0) await new Promise((r) => setTimeout(r, 20));
-      await Promise.all([...byUrl.values()].map(async (db) => (await db).close()));
+      await opened.close();
     },
   };
 }

@@ -1,4 +1,4 @@
-import { parseCommonConfig, parseEnv, privateJwkVariable } from "@enclave/core";
+import { parseServiceConfig, privateJwkVariable } from "@enclave/core";
 import * as z from "zod/mini";
 
 const paymentsEnv = z.object({
@@ -13,6 +13,6 @@ const paymentsEnv = z.object({
 });
 
 export function readPaymentsConfig(env: Record<string, string | undefined> = process.env) {
-  return { ...parseCommonConfig("payments", env), ...parseEnv(paymentsEnv, env) };
+  return parseServiceConfig("payments", paymentsEnv, env);
 }
 export type PaymentsConfig = ReturnType<typeof readPaymentsConfig>;

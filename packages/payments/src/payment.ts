@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import {
   AppError,
+  CURSOR_EXAMPLE,
   changed,
   createdResponse,
   createEvent,
@@ -15,6 +16,7 @@ import {
   isRealInstant,
   Limit,
   mapRow,
+  pageOf,
   pgConstraint,
   pgErrorCode,
   type Role,
@@ -41,24 +43,53 @@ import { appendTransaction, transition } from "./state-machine";
 export type PaymentRow = typeof paymentsTable.$inferSelect;
 
 /** `payment` of API.md. */
-export const PaymentInfo = z.object({
-  id: z.string(),
-  senderId: z.string(),
-  recipientId: z.string(),
-  amount: z.string(),
-  currency: z.string(),
-  status: z.enum(paymentStatuses),
-  type: z.enum(paymentTypes),
-  description: z.nullable(z.string()),
-  scheduledFor: z.nullable(z.string()),
-  interval: z.nullable(z.enum(paymentIntervals)),
-  pspTransactionId: z.nullable(z.string()),
-  failureReason: z.nullable(z.string()),
-  completedAt: z.nullable(z.string()),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-});
+export const PaymentInfo = z
+  .object({
+    id: z.string(),
+    senderId: z.string(),
+    recipientId: z.string(),
+    amount: z.string(),
+    currency: z.string(),
+    status: z.enum(paymentStatuses),
+    type: z.enum(paymentTypes),
+    description: z.nullable(z.string()),
+    scheduledFor: z.nullable(z.string()),
+    interval: z.nullable(z.enum(paymentIntervals)),
+    pspTransactionId: z.nullable(z.string()),
+    failureReason: z.nullable(z.string()),
+    completedAt: z.nullable(z.string()),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .register(z.globalRegistry, {
+    id: "Payment",
+    description:
+      "A payment from its sender to its recipient. `amount` is a decimal string with two decimals. `status` goes `pending` → `processing` → `completed` or `failed`, or `pending` → `cancelled`.",
+    examples: [
+      {
+        id: "0192d4e9-0a1b-7c2d-8e3f-4a5b6c7d8e9f",
+        senderId: "0192d4e8-7c3a-7b5e-9f10-2a3b4c5d6e7f",
+        recipientId: "0192d4e0-1111-7222-8333-444455556666",
+        amount: "12.50",
+        currency: "USD",
+        status: "completed",
+        type: "instant",
+        description: "Lunch",
+        scheduledFor: null,
+        interval: null,
+        pspTransactionId: "sim_0192d4e9",
+        failureReason: null,
+        completedAt: "2025-03-14T09:28:01.120Z",
+        createdAt: "2025-03-14T09:26:00.000Z",
+        updatedAt: "2025-03-14T09:28:01.120Z",
+      },
+    ],
+  });
 export type PaymentInfo = z.output<typeof PaymentInfo>;
+export const PaymentPage = pageOf(PaymentInfo).register(z.globalRegistry, {
+  id: "PaymentPage",
+  description: "Payments, newest first; `nextCursor` fetches the next page, `null` on the last.",
+});
 
 export function toPaymentInfo(row: PaymentRow): PaymentInfo {
   return {
@@ -92,33 +123,71 @@ export function paymentEvent(type: PaymentEventType, payment: PaymentRow, status
   );
 }
 
-export const CreatePaymentInput = z.strictObject({
-  recipientEmail: Email,
-  amount: Money,
-  currency: z._default(Currency, "USD"),
-  type: z._default(z.enum(paymentTypes), "instant"),
-  description: z.optional(z.nullable(SafeText(500))),
-  scheduledFor: z.optional(IsoTime),
-  interval: z.optional(z.enum(paymentIntervals)),
-});
+export const CreatePaymentInput = z
+  .strictObject({
+    recipientEmail: Email,
+    amount: Money,
+    currency: z._default(Currency, "USD"),
+    type: z._default(z.enum(paymentTypes), "instant"),
+    description: z.optional(z.nullable(SafeText(500))),
+    scheduledFor: z.optional(IsoTime),
+    interval: z.optional(z.enum(paymentIntervals)),
+  })
+  .register(z.globalRegistry, {
+    id: "CreatePaymentRequest",
+    description:
+      "Whom to pay (a registered user's email, not the caller's own) and how much. `instant` (the default) is processed at once; `scheduled` needs `scheduledFor` in the future; `recurring` needs `interval` and repeats from `scheduledFor` (or now).",
+    // The first is the one "Try it out" sends: the recipient is the administrator of the development data set.
+    examples: [
+      { recipientEmail: "admin@enclave.dev", amount: "12.50", currency: "USD" },
+      {
+        recipientEmail: "admin@enclave.dev",
+        amount: "40.00",
+        currency: "USD",
+        type: "scheduled",
+        scheduledFor: "2030-01-01T09:00:00Z",
+        description: "Rent share",
+      },
+      { recipientEmail: "admin@enclave.dev", amount: "9.99", type: "recurring", interval: "monthly", description: "Streaming subscription" },
+    ],
+  });
 export type CreatePaymentInput = z.output<typeof CreatePaymentInput>;
 
 export const ListPaymentsQuery = z.object({
   limit: Limit,
-  cursor: z.optional(z.string().check(z.maxLength(512))),
-  status: z.optional(z.enum(paymentStatuses)),
-  role: z.optional(z.enum(["sender", "recipient"])),
+  cursor: z
+    .optional(z.string().check(z.maxLength(512)))
+    .register(z.globalRegistry, { description: "The previous page's `nextCursor`; omit for the first page.", examples: [CURSOR_EXAMPLE] }),
+  status: z.optional(z.enum(paymentStatuses)).register(z.globalRegistry, { description: "Only payments in this status.", examples: ["completed"] }),
+  role: z
+    .optional(z.enum(["sender", "recipient"]))
+    .register(z.globalRegistry, { description: "Only payments the caller sent, or only those they received.", examples: ["sender"] }),
 });
 export type ListPaymentsQuery = z.output<typeof ListPaymentsQuery>;
 
-export const TransactionInfo = z.object({
-  id: z.string(),
-  paymentId: z.string(),
-  status: z.enum(paymentStatuses),
-  statusMessage: z.nullable(z.string()),
-  pspTransactionId: z.nullable(z.string()),
-  createdAt: z.string(),
-});
+export const TransactionInfo = z
+  .object({
+    id: z.string(),
+    paymentId: z.string(),
+    status: z.enum(paymentStatuses),
+    statusMessage: z.nullable(z.string()),
+    pspTransactionId: z.nullable(z.string()),
+    createdAt: z.string(),
+  })
+  .register(z.globalRegistry, {
+    id: "Transaction",
+    description: "One status change of a payment: the status it entered, and why.",
+    examples: [
+      {
+        id: "0192d4e9-0a1c-7d3e-8f40-5b6c7d8e9fa0",
+        paymentId: "0192d4e9-0a1b-7c2d-8e3f-4a5b6c7d8e9f",
+        status: "pending",
+        statusMessage: "created",
+        pspTransactionId: null,
+        createdAt: "2025-03-14T09:26:00.000Z",
+      },
+    ],
+  });
 export type TransactionInfo = z.output<typeof TransactionInfo>;
 
 const invalid = (path: string, message: string) => new AppError("validation_failed", "The request body is not valid.", { details: [{ path, message }] });

@@ -136,7 +136,19 @@ export const ProfilePatch = z
     bio: z.optional(z.nullable(Bio)),
     preferences: z.optional(Preferences),
   })
-  .check(z.refine((patch) => Object.keys(patch).length > 0, `must contain at least one of ${patchFields.join(", ")}`));
+  .check(z.refine((patch) => Object.keys(patch).length > 0, `must contain at least one of ${patchFields.join(", ")}`))
+  .register(z.globalRegistry, {
+    id: "UpdateProfileRequest",
+    description: "Any of the fields, at least one. `null` clears a field; `preferences` is replaced as a whole (`{}` empties it).",
+    examples: [
+      {
+        phone: "+14155550123",
+        address: { line1: "Unter den Linden 1", city: "Berlin", postalCode: "10117", country: "DE" },
+        bio: "Mathematician; writes the first programs.",
+        preferences: { theme: "dark", language: "en" },
+      },
+    ],
+  });
 export type ProfilePatch = z.output<typeof ProfilePatch>;
 
 const AddressInfo = z.object({
@@ -148,19 +160,37 @@ const AddressInfo = z.object({
   country: z.string(),
 });
 
-export const ProfileInfo = z.object({
-  id: z.string(),
-  userId: z.string(),
-  avatarUrl: z.nullable(z.string()),
-  phone: z.nullable(z.string()),
-  address: z.nullable(AddressInfo),
-  bio: z.nullable(z.string()),
-  preferences: z.record(z.string(), z.unknown()),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-});
+export const ProfileInfo = z
+  .object({
+    id: z.string(),
+    userId: z.string(),
+    avatarUrl: z.nullable(z.string()),
+    phone: z.nullable(z.string()),
+    address: z.nullable(AddressInfo),
+    bio: z.nullable(z.string()),
+    preferences: z.record(z.string(), z.unknown()),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .register(z.globalRegistry, {
+    id: "Profile",
+    description: "A user's profile; every registered user has one. Fields never set are `null` (`preferences`: `{}`).",
+    examples: [
+      {
+        id: "0192d4e8-7d01-7a3c-8e21-5b6c7d8e9f00",
+        userId: "0192d4e8-7c3a-7b5e-9f10-2a3b4c5d6e7f",
+        avatarUrl: "https://cdn.example.com/avatars/ada.png",
+        phone: "+14155550123",
+        address: { line1: "Unter den Linden 1", city: "Berlin", postalCode: "10117", country: "DE" },
+        bio: null,
+        preferences: { theme: "dark", language: "en" },
+        createdAt: "2025-03-14T09:26:54.012Z",
+        updatedAt: "2025-03-15T18:02:11.407Z",
+      },
+    ],
+  });
 export type ProfileInfo = z.output<typeof ProfileInfo>;
-export const ProfileEnvelope = z.object({ profile: ProfileInfo });
+export const ProfileEnvelope = z.object({ profile: ProfileInfo }).register(z.globalRegistry, { id: "ProfileResponse" });
 
 type ProfileRow = typeof userProfilesTable.$inferSelect;
 

@@ -9,6 +9,9 @@ function metadataOf(c: Context, actor: string): EventMetadata {
   return { correlationId: c.get("requestId"), actor };
 }
 
+const description =
+  "User profiles: avatar, phone, postal address, bio and client preferences. Every registered user gets a profile shortly after registering; the first read creates it if it has not arrived yet.";
+
 export function createProfileApp(ctx: ProfileContext) {
   const { app, routes } = createServiceApp({
     name: "profile",
@@ -16,6 +19,7 @@ export function createProfileApp(ctx: ProfileContext) {
     version: "1",
     database: ctx.database,
     verifier: ctx.verifier,
+    docs: { description },
   });
 
   routes
@@ -23,7 +27,9 @@ export function createProfileApp(ctx: ProfileContext) {
       {
         method: "get",
         path: "/me",
+        operationId: "getMyProfile",
         summary: "The signed-in user's profile (created on first access if it does not exist yet)",
+        description: "The caller's own profile. If `user.registered` has not been processed yet, the profile is created now (publishing `profile.created`).",
         access: "user",
         responses: { 200: { description: "The profile", schema: ProfileEnvelope } },
       },
@@ -36,7 +42,10 @@ export function createProfileApp(ctx: ProfileContext) {
       {
         method: "patch",
         path: "/me",
+        operationId: "updateMyProfile",
         summary: "Change the signed-in user's profile: any of avatarUrl, phone, address, bio, preferences (null clears a field)",
+        description:
+          "Changes the fields sent and leaves the others alone; `null` clears a field, and `preferences` is replaced as a whole. Creates the profile if needed. Publishes `profile.updated`.",
         access: "user",
         body: ProfilePatch,
         responses: { 200: { description: "The updated profile", schema: ProfileEnvelope } },
@@ -50,13 +59,15 @@ export function createProfileApp(ctx: ProfileContext) {
       {
         method: "get",
         path: "/:userId",
+        operationId: "getProfile",
         summary: "A user's profile (ADMIN, or that user)",
+        description: "The profile of the user with this id, for administrators and for that user. Never creates one.",
         access: "user",
         params: z.object({ userId: Uuid }),
         responses: {
           200: { description: "The profile", schema: ProfileEnvelope },
-          403: { description: "Neither ADMIN nor that user" },
-          404: { description: "The user has no profile" },
+          403: { description: "`forbidden`: the caller is neither an ADMIN nor that user (or not a signed-in user)" },
+          404: { description: "`not_found`: the user has no profile" },
         },
       },
       async (c, { principal, params }) => {

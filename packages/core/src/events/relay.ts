@@ -1,7 +1,7 @@
-import { and, asc, inArray, isNull, lt, sql } from "drizzle-orm";
+import { inArray, sql } from "drizzle-orm";
 import type { Queryable } from "../db/index";
 import { describeError, log } from "../log";
-import type { EventBus, PublishResult } from "./bus";
+import type { EventBus } from "./bus";
 import type { EventEnvelope } from "./envelope";
 import type { OutboxTable } from "./tables";
 

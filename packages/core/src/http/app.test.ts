@@ -30,6 +30,7 @@ function testService(database: () => Promise<Database>, verifier: TokenVerifier)
       {
         method: "post",
         path: "/items",
+        operationId: "createItem",
         summary: "Create an item",
         access: "user",
         body: NewItem,
@@ -41,6 +42,7 @@ function testService(database: () => Promise<Database>, verifier: TokenVerifier)
       {
         method: "get",
         path: "/items/:id",
+        operationId: "getItem",
         summary: "One item",
         access: "public",
         params: z.object({ id: Uuid }),
@@ -53,6 +55,7 @@ function testService(database: () => Promise<Database>, verifier: TokenVerifier)
       {
         method: "delete",
         path: "/items/:id",
+        operationId: "deleteItem",
         summary: "Delete an item",
         access: { roles: ["ADMIN"] },
         params: z.object({ id: Uuid }),
@@ -64,26 +67,30 @@ function testService(database: () => Promise<Database>, verifier: TokenVerifier)
       {
         method: "get",
         path: "/internal",
+        operationId: "getInternal",
         summary: "For admins and services",
         access: { roles: ["ADMIN"], service: true },
         responses: { 200: { description: "ok" } },
       },
       async (c, { principal }) => c.json({ kind: principal?.kind }),
     )
-    .add({ method: "get", path: "/boom", summary: "Fails", access: "public", responses: {} }, async () => {
+    .add({ method: "get", path: "/boom", operationId: "boom", summary: "Fails", access: "public", responses: {} }, async () => {
       throw new Error("select password_hash from auth.users where email = 'a@b.c' -- hunter2");
     })
-    .add({ method: "get", path: "/boom-value", summary: "Throws a non-Error", access: "public", responses: {} }, async () => {
+    .add({ method: "get", path: "/boom-value", operationId: "boomValue", summary: "Throws a non-Error", access: "public", responses: {} }, async () => {
       throw "hunter2 as a string";
     })
-    .add({ method: "get", path: "/conflict", summary: "Domain error", access: "public", responses: {} }, async () => {
+    .add({ method: "get", path: "/conflict", operationId: "conflict", summary: "Domain error", access: "public", responses: {} }, async () => {
       throw new AppError("rate_limited", "Slow down.", { headers: { "retry-after": "7" }, details: { retryAfterSeconds: 7 } });
     })
-    .add({ method: "get", path: "/db", summary: "Reads the database", access: "public", responses: { 200: { description: "ok" } } }, async (c) => {
-      const db = await database();
-      await db.db.execute(sql`select 1`);
-      return c.json({ ok: true });
-    });
+    .add(
+      { method: "get", path: "/db", operationId: "readDatabase", summary: "Reads the database", access: "public", responses: { 200: { description: "ok" } } },
+      async (c) => {
+        const db = await database();
+        await db.db.execute(sql`select 1`);
+        return c.json({ ok: true });
+      },
+    );
   return { app, routes };
 }
 

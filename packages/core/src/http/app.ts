@@ -5,14 +5,16 @@ import { AppError } from "../errors";
 import { uuidv7 } from "../ids";
 import { log } from "../log";
 import { renderError } from "./errors";
-import { Routes } from "./route";
+import { type AnyRouteSpec, Routes } from "./route";
 import { cachingVerifier } from "./token-cache";
-import type { AppEnv, ServiceInfo, TokenVerifier } from "./types";
+import type { AppEnv, ServiceDocs, ServiceInfo, TokenVerifier } from "./types";
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface ServiceAppOptions extends ServiceInfo {
   verifier: TokenVerifier;
+  /** The description and license of the service's OpenAPI document. */
+  docs?: ServiceDocs;
 }
 
 export const HealthInfo = z.object({
@@ -21,6 +23,19 @@ export const HealthInfo = z.object({
   version: z.string(),
   database: z.object({ status: z.enum(["ok", "down"]), latencyMs: z.nullable(z.number()) }),
 });
+
+const specsOfApp = new WeakMap<object, readonly AnyRouteSpec[]>();
+
+/**
+ * The route specs a service app was built with: what its OpenAPI document describes, with the
+ * zod schemas that check the document's examples. Empty for an app that is not a service app.
+ */
+export function routeSpecsOf(app: Hono<AppEnv>): readonly AnyRouteSpec[] {
+  return specsOfApp.get(app) ?? [];
+}
+
+/** `payments` → `Payments`, `user-admin` → `UserAdmin`: service names inside operation ids. */
+const pascalCase = (name: string) => name.replace(/(?:^|[-_])([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());
 
 /**
  * The Hono app every service starts from: request ids, one log line per request, the API.md
@@ -36,12 +51,17 @@ export function createServiceApp(options: ServiceAppOptions): { app: Hono<AppEnv
     await next();
   });
   const routes = new Routes(app);
+  specsOfApp.set(app, routes.specs);
 
   routes.add(
     {
       method: "get",
       path: "/health",
+      // Every service has this route: the service's name keeps the id unique across the app.
+      operationId: `get${pascalCase(options.name)}Health`,
       summary: "Service and database health",
+      description:
+        "Whether the service is up and can reach its database, with the database round-trip time. While the database is down it answers 503 with the same body (`status` `degraded`), so load balancers and people read the same thing.",
       access: "public",
       responses: { 200: { description: "Healthy", schema: HealthInfo }, 503: { description: "The database is down", schema: HealthInfo } },
     },

@@ -10,6 +10,17 @@ export type Method = "get" | "post" | "put" | "patch" | "delete";
 
 export interface ResponseSpec {
   description: string;
+  /** The body; an error status (4xx/5xx) without one answers the API.md error shape. */
+  schema?: Schema;
+  /** Response headers worth documenting besides `x-request-id`, which every response carries. */
+  headers?: Record<string, { description: string; schema?: Schema }>;
+}
+
+/** A request header the route reads. */
+export interface HeaderSpec {
+  required: boolean;
+  description: string;
+  /** What the header accepts, with an example in its metadata; the handler still does the checking. */
   schema?: Schema;
 }
 
@@ -17,14 +28,34 @@ export interface RouteSpec<B extends Schema | undefined, Q extends Schema | unde
   method: Method;
   /** Hono path below the service prefix, e.g. `/users/:id`. */
   path: string;
+  /**
+   * The operation's name in generated clients: camelCase, unique across every service of the app
+   * (clients of several services share one namespace), and never renamed once published.
+   */
+  operationId: string;
   summary: string;
+  /**
+   * What the operation does and answers, for readers of the docs (Markdown). Every operation of
+   * the services has one: `npm run docs:lint` and the OpenAPI documents test fail without it.
+   */
+  description?: string;
   access: Access;
   body?: B;
   query?: Q;
   params?: P;
   /** Request headers the route reads, documented in OpenAPI. */
-  headers?: Record<string, { required: boolean; description: string }>;
+  headers?: Record<string, HeaderSpec>;
+  /**
+   * The route's own answers: successes, and the errors only it gives (404, 409, 429…). The ones
+   * every route of its kind can give (400 for invalid input, 401/403 when protected, 413/415
+   * with a body, 503 when a dependency is down) are added to the docs from the rest of the spec.
+   */
   responses: Record<number, ResponseSpec>;
+  /**
+   * `false` when the route answers without the service's database, so a database outage cannot
+   * make it answer 503.
+   */
+  database?: false;
 }
 
 export interface RouteInput<B, Q, P> {

@@ -28,3 +28,11 @@ export interface ServiceInfo {
   /** The service's database, opened lazily on first use. */
   database: () => Promise<Database>;
 }
+
+/** What a service's OpenAPI document tells readers about the service as a whole. */
+export interface ServiceDocs {
+  /** What the service owns and offers (Markdown): the document's `info.description` and its tag's. */
+  description: string;
+  /** The terms the API is offered under; proprietary unless stated. */
+  license?: { name: string; identifier?: string; url?: string };
+}

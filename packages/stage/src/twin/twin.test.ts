@@ -1,3 +1,5 @@
+import { createEnclaveClient } from "@enclave/client";
+import { runApiFlow } from "@enclave/client/api-flow.testing";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { postgresBinaries } from "./postgres";
@@ -270,5 +272,16 @@ for (const topology of ["per-service", "single"] as const) {
       expect(redriven.body.results).toEqual([expect.objectContaining({ outcome: "failed" })]);
       expect(twin.queues.messages(queue)).toHaveLength(1);
     }, 60_000);
+
+    test("every route of API.md, through the typed client, answers as the local runtime does", async () => {
+      await runApiFlow(createEnclaveClient(twin.url), {
+        baseUrl: twin.url,
+        admin: { email: "admin@enclave.dev", password: "enclave-admin-dev" },
+        settle: async () => {
+          await twin.idle();
+          await sweepOutboxes(twin, databaseOf);
+        },
+      });
+    }, 120_000);
   });
 }
