@@ -15,9 +15,27 @@ const files = { document: join(root, "openapi.json"), types: join(root, "src", "
 
 type Document = Record<string, unknown> & {
   paths?: Record<string, unknown>;
+  security?: unknown;
   components?: Record<string, Record<string, unknown>>;
   tags?: { name: string }[];
 };
+
+const methods = new Set(["get", "put", "post", "delete", "options", "head", "patch", "trace"]);
+
+/**
+ * A service's document-wide `security` written onto each operation that does not set its own:
+ * the combined document has no single document-wide requirement, and a protected operation must
+ * not read as open.
+ */
+function withSecurity(item: Record<string, unknown>, security: unknown): Record<string, unknown> {
+  if (security === undefined) return item;
+  return Object.fromEntries(
+    Object.entries(item).map(([key, value]) => [
+      key,
+      methods.has(key) && (value as { security?: unknown }).security === undefined ? { ...(value as object), security } : value,
+    ]),
+  );
+}
 
 /** The four documents as one: paths side by side, components merged (a name means one schema). */
 function combine(documents: { service: string; document: Document }[]): Document {
@@ -27,7 +45,7 @@ function combine(documents: { service: string; document: Document }[]): Document
   for (const { service, document } of documents) {
     for (const [path, item] of Object.entries(document.paths ?? {})) {
       if (path in paths) throw new Error(`${service}: ${path} is already served by another service`);
-      paths[path] = item;
+      paths[path] = withSecurity(item as Record<string, unknown>, document.security);
     }
     for (const [kind, entries] of Object.entries(document.components ?? {})) {
       const merged = (components[kind] ??= {});
