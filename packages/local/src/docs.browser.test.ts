@@ -6,47 +6,34 @@
  * back, all through "Try it out". Screenshots are left in .artifacts/: docs-register.png after the
  * registration, docs-me.png after GET /auth/me.
  */
-import { existsSync, mkdirSync } from "node:fs";
-import type { AddressInfo } from "node:net";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { serve } from "@hono/node-server";
-import { type Browser, chromium, type Locator, type Page } from "playwright-core";
+import type { Browser, Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { eventsEnvironment } from "./events-page.testing";
 import { createLocalRuntime, type LocalRuntime, repositoryRoot } from "./runtime";
+import { launchChromium, serveRuntime, testEnvironment } from "./runtime.testing";
 
-const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const artifacts = join(repositoryRoot, ".artifacts");
 
 describe("Try it out in the local API docs, in Chromium", () => {
-  let env: Awaited<ReturnType<typeof eventsEnvironment>> | undefined;
+  let env: Awaited<ReturnType<typeof testEnvironment>> | undefined;
   let runtime: LocalRuntime | undefined;
-  let server: ReturnType<typeof serve> | undefined;
+  let server: Awaited<ReturnType<typeof serveRuntime>> | undefined;
   let browser: Browser | undefined;
   let base = "";
 
   beforeAll(async () => {
-    if (!existsSync(chromiumPath)) {
-      throw new Error(
-        `No Chromium at ${chromiumPath}: the API docs' browser test needs Debian's chromium. ` +
-          "Install it with `apt-get install chromium` (CI installs it), or point CHROMIUM_PATH at a Chromium binary.",
-      );
-    }
     // A fresh DATA_DIR and database on every run: the documented example's email is never taken
     // yet, so registering it as it stands answers 201 every time.
-    env = await eventsEnvironment({ SEED: "development" });
-    [browser, runtime] = await Promise.all([chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] }), createLocalRuntime({ env: env.env })]);
-    server = serve({ fetch: runtime.app.fetch, port: 0, hostname: "127.0.0.1" });
-    await new Promise<void>((resolve, reject) => {
-      server!.once("listening", resolve);
-      server!.once("error", reject);
-    });
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    env = await testEnvironment({ SEED: "development" });
+    [browser, runtime] = await Promise.all([launchChromium("the API docs' browser test"), createLocalRuntime({ env: env.env })]);
+    server = await serveRuntime(runtime);
+    base = server.base;
   }, 60_000);
 
   afterAll(async () => {
     await browser?.close();
-    if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+    await server?.close();
     await runtime?.close();
     await env?.dispose();
   });

@@ -6,50 +6,37 @@
  * events-page-dead-letter.png while the dead letter waits for its redrive.
  */
 import { existsSync, mkdirSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { serve } from "@hono/node-server";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { AUDIT_CONSUMER, type ConsumerProbe, eventsEnvironment, PROFILE_CONSUMER, registerUser, servicesWithProbe } from "./events-page.testing";
+import { AUDIT_CONSUMER, type ConsumerProbe, PROFILE_CONSUMER, registerUser, servicesWithProbe } from "./events-page.testing";
 import { createLocalRuntime, type LocalRuntime, repositoryRoot } from "./runtime";
+import { launchChromium, serveRuntime, testEnvironment } from "./runtime.testing";
 
-const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const artifacts = join(repositoryRoot, ".artifacts");
 const screenshot = join(artifacts, "events-page.png");
 
 describe("the local events page in Chromium", () => {
   const probe: ConsumerProbe = { failing: false };
-  let env: Awaited<ReturnType<typeof eventsEnvironment>> | undefined;
+  let env: Awaited<ReturnType<typeof testEnvironment>> | undefined;
   let runtime: LocalRuntime | undefined;
-  let server: ReturnType<typeof serve> | undefined;
+  let server: Awaited<ReturnType<typeof serveRuntime>> | undefined;
   let browser: Browser | undefined;
   let base = "";
 
   beforeAll(async () => {
-    if (!existsSync(chromiumPath)) {
-      throw new Error(
-        `No Chromium at ${chromiumPath}: the events page's browser test needs Debian's chromium. ` +
-          "Install it with `apt-get install chromium` (CI installs it), or point CHROMIUM_PATH at a Chromium binary.",
-      );
-    }
-    env = await eventsEnvironment({ BUS_MAX_ATTEMPTS: "2", BUS_RETRY_BASE_MS: "50" });
+    env = await testEnvironment({ BUS_MAX_ATTEMPTS: "2", BUS_RETRY_BASE_MS: "50" });
     [browser, runtime] = await Promise.all([
-      chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] }),
+      launchChromium("the events page's browser test"),
       createLocalRuntime({ env: env.env, services: servicesWithProbe(probe) }),
     ]);
-    const app = runtime.app;
-    server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
-    await new Promise<void>((resolve, reject) => {
-      server!.once("listening", resolve);
-      server!.once("error", reject);
-    });
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server = await serveRuntime(runtime);
+    base = server.base;
   }, 60_000);
 
   afterAll(async () => {
     await browser?.close();
-    if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+    await server?.close();
     await runtime?.close();
     await env?.dispose();
   });

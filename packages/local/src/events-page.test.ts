@@ -11,17 +11,18 @@ import type { BusEntry, EventEnvelope } from "@enclave/core";
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from "vitest";
 import { LocalBus } from "./bus";
 import type { RecentEventsResponse } from "./events-page";
-import { AUDIT_CONSUMER, type ConsumerProbe, eventsEnvironment, PROFILE_CONSUMER, registerUser, servicesWithProbe } from "./events-page.testing";
+import { AUDIT_CONSUMER, type ConsumerProbe, PROFILE_CONSUMER, registerUser, servicesWithProbe } from "./events-page.testing";
 import { createLocalRuntime, type LocalRuntime } from "./runtime";
+import { testEnvironment } from "./runtime.testing";
 
 describe("the events page against a local runtime", () => {
   const probe: ConsumerProbe = { failing: false };
   let runtime: LocalRuntime;
-  let env: Awaited<ReturnType<typeof eventsEnvironment>>;
+  let env: Awaited<ReturnType<typeof testEnvironment>>;
 
   beforeAll(async () => {
     // Slow enough retries that "retrying" is there to be seen between attempts.
-    env = await eventsEnvironment({ BUS_MAX_ATTEMPTS: "3", BUS_RETRY_BASE_MS: "400" });
+    env = await testEnvironment({ BUS_MAX_ATTEMPTS: "3", BUS_RETRY_BASE_MS: "400" });
     runtime = await createLocalRuntime({ env: env.env, services: servicesWithProbe(probe) });
   }, 120_000);
   afterAll(async () => {

@@ -3,11 +3,7 @@
  * profile consumer behind a switch that makes it fail), on one shared database so a runtime
  * starts in seconds, and registration of users with a known request id.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Subscription } from "@enclave/core";
-import { createTestDatabase, testServerUrl } from "@enclave/core/testing/database";
 import type { LocalService } from "./registry";
 import { localServices } from "./services";
 
@@ -34,27 +30,6 @@ export function servicesWithProbe(probe: ConsumerProbe): LocalService[] {
       };
       return { ...service, module: { ...service.module, jobs: { ...service.module.jobs, "on-user-registered": probed } } };
     });
-}
-
-/** A temp DATA_DIR and one database for every service: in-memory PGlite, or a fresh one on TEST_DATABASE_URL. */
-export async function eventsEnvironment(overrides: Record<string, string> = {}) {
-  const dataDir = mkdtempSync(join(tmpdir(), "enclave-events-page-"));
-  const database = testServerUrl ? await createTestDatabase(["auth", "profile", "admin"]) : undefined;
-  const env: Record<string, string> = {
-    DATA_DIR: dataDir,
-    DATABASE_URL: database?.url ?? "pglite://memory",
-    LOCAL_CRONS: "0",
-    SEED: "none",
-    LOG_LEVEL: "error",
-    ...overrides,
-  };
-  return {
-    env,
-    async dispose() {
-      await database?.dispose();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
 }
 
 let counter = 0;

@@ -9,17 +9,14 @@
  * databases (one per service) when TEST_DATABASE_URL is set.
  */
 import { createPublicKey, randomBytes, randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Access } from "@enclave/core";
 import { createServiceTokenSigner } from "@enclave/core/http/service-token";
 import { generatePrivateJwk, type PrivateJwk, publicJwkOf } from "@enclave/core/keys";
-import { createTestDatabase, type TestDatabase, testServerUrl } from "@enclave/core/testing/database";
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, type JWTPayload, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { openApiDocuments } from "./openapi-documents";
 import { createLocalRuntime, type LocalRuntime } from "./runtime";
+import { testEnvironment } from "./runtime.testing";
 
 interface Parameter {
   in: "path" | "query" | "header";
@@ -84,8 +81,7 @@ const signingJwk = generatePrivateJwk();
 const serviceJwk = generatePrivateJwk();
 
 let runtime: LocalRuntime;
-let dataDir: string;
-const databases: TestDatabase[] = [];
+let environment: Awaited<ReturnType<typeof testEnvironment>> | undefined;
 const admin = { id: "", token: "" };
 const customer = { id: "", email: `token-attacks-${Date.now()}@example.com`, token: "" };
 let paymentId = "";
@@ -265,24 +261,13 @@ async function forgeAttacks(): Promise<Attack[]> {
 }
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), "enclave-token-attacks-"));
-  const env: Record<string, string> = {
-    DATA_DIR: dataDir,
-    LOCAL_CRONS: "0",
+  environment = await testEnvironment({
     SEED: "development",
-    LOG_LEVEL: "error",
     BUS_RETRY_BASE_MS: "20",
     AUTH_SIGNING_KEY: JSON.stringify(signingJwk),
     SERVICE_SIGNING_KEY: JSON.stringify(serviceJwk),
-  };
-  if (testServerUrl) {
-    for (const service of ["auth", "profile", "payments", "admin"]) {
-      const database = await createTestDatabase([]);
-      databases.push(database);
-      env[`${service.toUpperCase()}_DATABASE_URL`] = database.url;
-    }
-  }
-  runtime = await createLocalRuntime({ env });
+  });
+  runtime = await createLocalRuntime({ env: environment.env });
   const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
     const response = await runtime.app.request(path, {
       method: "POST",
@@ -308,8 +293,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await runtime?.close();
-  for (const database of databases) await database.dispose();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await environment?.dispose();
 });
 
 /** What a forged token that got through could change, as the administrator and the customer see it. */
