@@ -3,7 +3,7 @@ import { recordEvent } from "./audit";
 import type { AdminContext } from "./context";
 import { adminManifest } from "./manifest";
 
-/** What admin runs in the background. The kernel adds `outbox-sweeper`. */
+/** What admin runs in the background. The kernel adds `outbox-sweeper` and `event-retention`. */
 export const adminJobs = defineJobs(adminManifest.name, {
   /**
    * Every event of the app becomes one audit row. Envelopes are read leniently (unknown types and

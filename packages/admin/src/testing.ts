@@ -3,7 +3,7 @@ import type { SigningKey } from "@enclave/core/http/access-token";
 import { testServiceContext } from "@enclave/core/testing/context";
 import { createTestDatabase, type TestDatabase } from "@enclave/core/testing/database";
 import { testUserKeys } from "@enclave/core/testing/users";
-import { adminOutbox } from "./admin.sql";
+import { adminInbox, adminOutbox } from "./admin.sql";
 import type { AdminContext } from "./context";
 import { createAdminApp } from "./routes";
 
@@ -24,7 +24,7 @@ export interface AdminHarness {
 export async function createAdminHarness(overrides: Partial<AdminContext> = {}): Promise<AdminHarness> {
   const database = await createTestDatabase(["admin"]);
   const users = await testUserKeys();
-  const base = testServiceContext("admin", adminOutbox, { database, verifier: users.verifier });
+  const base = testServiceContext("admin", adminOutbox, { database, inbox: adminInbox, verifier: users.verifier });
   const bus = base.bus;
   const ctx: AdminContext = { ...base, ...overrides };
   return {

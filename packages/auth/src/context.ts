@@ -1,7 +1,7 @@
 import { type ContextOverrides, contextFromConfig, type ServiceContext } from "@enclave/core";
 import { importSigningKey, type SigningKey, type TokenSettings } from "@enclave/core/http/access-token";
 import { type PublicJwk, parsePrivateJwk, publicJwkOf } from "@enclave/core/keys";
-import { authOutbox } from "./auth.sql";
+import { authInbox, authOutbox } from "./auth.sql";
 import type { AuthConfig } from "./config";
 import { DEFAULT_SCRYPT_LOG_N } from "./password";
 
@@ -31,7 +31,7 @@ export function authContextFromConfig(config: AuthConfig, overrides: AuthOverrid
   };
   const publicJwk = publicJwkOf(signingJwk);
   // Auth verifies its own tokens with its own public key: no JWKS fetch.
-  const base = contextFromConfig(config, { outbox: authOutbox, userKeys: { keys: [publicJwk] }, database, bus, verifier });
+  const base = contextFromConfig(config, { outbox: authOutbox, inbox: authInbox, userKeys: { keys: [publicJwk] }, database, bus, verifier });
   return {
     ...base,
     signingKey,

@@ -2,7 +2,7 @@ import type { MemoryBus } from "@enclave/core";
 import { testServiceContext } from "@enclave/core/testing/context";
 import { createTestDatabase, type TestDatabase } from "@enclave/core/testing/database";
 import { testTokenSettings, testUserKeys } from "@enclave/core/testing/users";
-import { authOutbox } from "./auth.sql";
+import { authInbox, authOutbox } from "./auth.sql";
 import { type AuthContext, defaultThrottle } from "./context";
 import { createAuthApp } from "./routes";
 
@@ -18,7 +18,7 @@ export interface AuthHarness {
 export async function createAuthHarness(overrides: Partial<AuthContext> = {}): Promise<AuthHarness> {
   const database = await createTestDatabase(["auth"]);
   const { key, verifier } = await testUserKeys();
-  const base = testServiceContext("auth", authOutbox, { database, verifier });
+  const base = testServiceContext("auth", authOutbox, { database, inbox: authInbox, verifier });
   const bus = base.bus;
   const ctx: AuthContext = {
     ...base,

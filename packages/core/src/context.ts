@@ -4,7 +4,7 @@ import { type Database, openDatabase } from "./db/index";
 import type { EventBus } from "./events/bus";
 import { eventBridgeBus } from "./events/eventbridge";
 import { type ServiceEvents, serviceEvents } from "./events/publisher";
-import type { OutboxTable } from "./events/tables";
+import type { InboxTable, OutboxTable } from "./events/tables";
 import { createTokenVerifier } from "./http/auth";
 import { createServiceTokenVerifier } from "./http/service-token";
 import type { TokenVerifier } from "./http/types";
@@ -27,6 +27,8 @@ export interface ServiceContext {
 export interface ContextOptions {
   /** The service's outbox table: where `events.commit` writes. */
   outbox: OutboxTable;
+  /** The service's inbox table, where it has subscribers: the kernel's retention prunes it. */
+  inbox?: InboxTable | undefined;
   /** The keys user tokens are checked with, instead of AUTH_PUBLIC_JWKS (auth uses its own key). */
   userKeys?: JSONWebKeySet | undefined;
   database?: ServiceContext["database"] | undefined;
@@ -85,7 +87,7 @@ export function contextFromConfig(config: CommonConfig, options: ContextOptions)
     stage: config.STAGE,
     database,
     bus,
-    events: serviceEvents(config.service, eventSource(APP, config.service), options.outbox, bus),
+    events: serviceEvents(config.service, eventSource(APP, config.service), options.outbox, bus, options.inbox),
     verifier: options.verifier ?? verifierFromConfig(config, options.userKeys),
   };
 }

@@ -12,6 +12,7 @@ export * from "./events/memory";
 export * from "./events/pattern";
 export * from "./events/publisher";
 export * from "./events/relay";
+export * from "./events/retention";
 export * from "./events/sweeper";
 export * from "./events/tables";
 export * from "./events/write";

@@ -77,14 +77,16 @@ describe("subscriptions", () => {
 describe("defineJobs", () => {
   const tick = cron({ description: "d", schedule: "rate(1 minute)", run: async () => "ticked" });
 
-  test("a service that publishes events gets the kernel's outbox sweeper; one that publishes none does not", () => {
-    expect(Object.keys(defineJobs("auth", { tick }))).toEqual(["tick", "outbox-sweeper"]);
+  test("a service that publishes events gets the kernel's sweeper and retention; one that publishes none does not", () => {
+    expect(Object.keys(defineJobs("auth", { tick }))).toEqual(["tick", "outbox-sweeper", "event-retention"]);
+    expect(defineJobs("auth")["event-retention"]).toMatchObject({ kind: "cron", schedule: "rate(1 hour)" });
     expect(Object.keys(defineJobs("reports", { tick }))).toEqual(["tick"]);
   });
 
   test("job names are kebab-case, and the sweeper's name is the kernel's", () => {
     expect(() => defineJobs("reports", { Tick: tick })).toThrow(/job name "Tick" must be kebab-case/);
     expect(() => defineJobs("auth", { "outbox-sweeper": tick })).toThrow(/kernel's job name/);
+    expect(() => defineJobs("auth", { "event-retention": tick })).toThrow(/"event-retention" is the kernel's job name/);
   });
 
   test("a job that is not declared is a compile error, not a runtime lookup", () => {

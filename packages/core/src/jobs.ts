@@ -2,6 +2,7 @@ import type { ServiceContext } from "./context";
 import { type EventType, eventCatalog, eventTypes } from "./events/catalog";
 import { type EventEnvelope, parseEvent, type TypedEnvelope } from "./events/envelope";
 import type { EventPattern } from "./events/pattern";
+import { pruneEvents } from "./events/retention";
 import { sweepOutbox } from "./events/sweeper";
 import { APP, eventSource, type Schedule } from "./manifest";
 
@@ -97,21 +98,36 @@ export const outboxSweeper: Cron = /* @__PURE__ */ cron({
 });
 
 /**
+ * Deletes event rows past their retention (events/retention.ts says how long and why); added by
+ * the kernel beside the sweeper, so no service's outbox or inbox grows without bound.
+ */
+export const eventRetentionJob: Cron = /* @__PURE__ */ cron({
+  description: "Deletes published outbox rows older than 7 days and inbox rows older than 30 days",
+  schedule: "rate(1 hour)",
+  run: async (context) => pruneEvents((await context.database()).db, { outbox: context.events.outbox, inbox: context.events.inbox }),
+});
+
+/** Names the kernel adds to a publishing service's jobs; a service cannot declare its own under them. */
+const kernelJobNames = ["outbox-sweeper", "event-retention"] as const;
+
+/**
  * A service's jobs, each declared once beside its code; the local runtime, the Lambda entry
  * points and the deployment all read this. A service that owns events in the catalog also gets
- * the kernel's `outbox-sweeper`.
+ * the kernel's `outbox-sweeper` and `event-retention`.
  */
 export function defineJobs<C extends ServiceContext, const J extends Jobs<C> = Record<never, never>>(
   service: string,
   jobs: J = {} as J,
-): J & { "outbox-sweeper"?: Cron<C> } {
+): J & { "outbox-sweeper"?: Cron<C>; "event-retention"?: Cron<C> } {
   for (const name of Object.keys(jobs)) {
     if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new Error(`${service}: job name "${name}" must be kebab-case`);
   }
   const publishes = eventTypes.some((type) => eventCatalog[type].service === service);
   if (!publishes) return jobs;
-  if ("outbox-sweeper" in jobs) throw new Error(`${service}: "outbox-sweeper" is the kernel's job name`);
-  return { ...jobs, "outbox-sweeper": outboxSweeper as Cron<C> };
+  for (const name of kernelJobNames) {
+    if (name in jobs) throw new Error(`${service}: "${name}" is the kernel's job name`);
+  }
+  return { ...jobs, "outbox-sweeper": outboxSweeper as Cron<C>, "event-retention": eventRetentionJob as Cron<C> };
 }
 
 export function describeJobs(jobs: Jobs): JobDescriptor[] {

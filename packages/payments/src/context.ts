@@ -4,7 +4,7 @@ import { parsePrivateJwk } from "@enclave/core/keys";
 import { createAuthClient, type Fetch, type UserDirectory } from "./auth-client";
 import type { PaymentsConfig } from "./config";
 import { paymentsManifest } from "./manifest";
-import { paymentsOutbox } from "./payments.sql";
+import { paymentsInbox, paymentsOutbox } from "./payments.sql";
 import { type PaymentProvider, simulatorProvider } from "./provider";
 
 export interface ProcessingSettings {
@@ -39,7 +39,7 @@ export type PaymentsOverrides = ContextOverrides &
 /** The payments context of a deployed function: configuration in, nothing connected yet. */
 export function paymentsContextFromConfig(config: PaymentsConfig, overrides: PaymentsOverrides = {}): PaymentsContext {
   const { authFetch, database, bus, verifier, ...rest } = overrides;
-  const base = contextFromConfig(config, { outbox: paymentsOutbox, database, bus, verifier });
+  const base = contextFromConfig(config, { outbox: paymentsOutbox, inbox: paymentsInbox, database, bus, verifier });
   const signer = createServiceTokenSigner({ service: paymentsManifest.name, privateJwk: parsePrivateJwk("SERVICE_SIGNING_KEY", config.SERVICE_SIGNING_KEY) });
   return {
     ...base,

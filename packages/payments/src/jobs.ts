@@ -3,7 +3,7 @@ import type { PaymentsContext } from "./context";
 import { paymentsManifest } from "./manifest";
 import { expireIdempotencyKeys, processPayment, runDue } from "./processing";
 
-/** What payments runs in the background. The kernel adds `outbox-sweeper`. */
+/** What payments runs in the background. The kernel adds `outbox-sweeper` and `event-retention`. */
 export const paymentsJobs = defineJobs(paymentsManifest.name, {
   /**
    * payment.created → the payment goes through the provider (pending → processing → completed |

@@ -7,7 +7,7 @@ import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { createAuthClient, type DirectoryUser } from "./auth-client";
 import { defaultProcessing, IDEMPOTENCY_TTL_MS, type PaymentsContext } from "./context";
 import { paymentsJobs } from "./jobs";
-import { paymentsOutbox } from "./payments.sql";
+import { paymentsInbox, paymentsOutbox } from "./payments.sql";
 import { simulatorProvider } from "./provider";
 import { createPaymentsApp } from "./routes";
 
@@ -87,7 +87,7 @@ export interface PaymentsHarness {
 export async function createPaymentsHarness(overrides: Partial<PaymentsContext> = {}): Promise<PaymentsHarness> {
   const database = await createTestDatabase(["payments"]);
   const userKeys = await testUserKeys();
-  const base = testServiceContext("payments", paymentsOutbox, { database, verifier: userKeys.verifier });
+  const base = testServiceContext("payments", paymentsOutbox, { database, inbox: paymentsInbox, verifier: userKeys.verifier });
   const bus = base.bus;
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const serviceJwk = { ...(await exportJWK(privateKey)), kid: "stage-service-key" };

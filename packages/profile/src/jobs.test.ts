@@ -1,5 +1,5 @@
 import { createEvent, type EventEnvelope, eventHandler, UnknownEventError, uuidv7 } from "@enclave/core";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { profileJobs } from "./jobs";
 import { profileInbox, profileOutbox, userProfilesTable } from "./profile.sql";
@@ -121,5 +121,39 @@ describe("envelopes it cannot apply throw (the bus retries, then dead-letters) a
   test("the valid event itself still applies afterwards", async () => {
     await handle(valid);
     expect(await profilesOf(valid.data.userId)).toHaveLength(1);
+  });
+});
+
+describe("event retention", () => {
+  const age = (eventId: string, days: number) =>
+    h.database.db
+      .update(profileInbox)
+      .set({ processedAt: sql`now() - ${`${days} days`}::interval` })
+      .where(eq(profileInbox.eventId, eventId));
+
+  test("the profile context binds its inbox, so the kernel's retention reaches it", () => {
+    expect(h.ctx.events.inbox).toBe(profileInbox);
+  });
+
+  test("deletes inbox rows past 30 days; a redelivery inside the window still changes nothing", async () => {
+    const young = registered();
+    const old = registered();
+    await handle(young);
+    await handle(old);
+    await age(young.id, 29);
+    await age(old.id, 31);
+    const [created] = await h.database.db.select().from(profileOutbox).where(sql`${profileOutbox.detail}->'data'->>'userId' = ${old.data.userId}`);
+    await h.database.db.update(profileOutbox).set({ publishedAt: sql`now() - interval '8 days'` }).where(eq(profileOutbox.id, created!.id));
+
+    const result = await profileJobs["event-retention"]!.run(h.ctx);
+    expect(result).toMatchObject({ outbox: 1, inbox: 1, capped: false });
+    expect(await inboxOf(old.id)).toHaveLength(0);
+    expect(await inboxOf(young.id)).toHaveLength(1);
+    expect(await h.database.db.select().from(profileOutbox).where(eq(profileOutbox.id, created!.id))).toHaveLength(0);
+
+    h.bus.entries.length = 0;
+    await handle(young);
+    expect(await profilesOf(young.data.userId)).toHaveLength(1);
+    expect(h.bus.entries).toHaveLength(0);
   });
 });

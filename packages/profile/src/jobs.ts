@@ -4,7 +4,7 @@ import { profileManifest } from "./manifest";
 import { createDefaultProfile } from "./profile";
 import { profileInbox } from "./profile.sql";
 
-/** What profile runs in the background. The kernel adds `outbox-sweeper`. */
+/** What profile runs in the background. The kernel adds `outbox-sweeper` and `event-retention`. */
 export const profileJobs = defineJobs(profileManifest.name, {
   /**
    * user.registered → the user's default profile. Idempotent on `detail.id` through the inbox:

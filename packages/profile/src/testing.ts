@@ -3,7 +3,7 @@ import { testServiceContext } from "@enclave/core/testing/context";
 import { createTestDatabase, type TestDatabase } from "@enclave/core/testing/database";
 import { testUserKeys } from "@enclave/core/testing/users";
 import type { ProfileContext } from "./context";
-import { profileOutbox } from "./profile.sql";
+import { profileInbox, profileOutbox } from "./profile.sql";
 import { createProfileApp } from "./routes";
 
 export { call } from "@enclave/core/testing/http";
@@ -22,7 +22,7 @@ export interface ProfileHarness {
 export async function createProfileHarness(overrides: Partial<ProfileContext> = {}): Promise<ProfileHarness> {
   const database = await createTestDatabase(["profile"]);
   const users = await testUserKeys();
-  const base = testServiceContext("profile", profileOutbox, { database, verifier: users.verifier });
+  const base = testServiceContext("profile", profileOutbox, { database, inbox: profileInbox, verifier: users.verifier });
   const bus = base.bus;
   const ctx: ProfileContext = { ...base, ...overrides };
   return {

@@ -4,7 +4,7 @@ import type { EventBus } from "./bus";
 import { eventCatalog } from "./catalog";
 import type { EventEnvelope } from "./envelope";
 import { relayEvents } from "./relay";
-import type { OutboxTable } from "./tables";
+import type { InboxTable, OutboxTable } from "./tables";
 import { type ChangeWithEvents, commitWithEvents, outboxInsert } from "./write";
 
 export { changed } from "./write";
@@ -18,6 +18,8 @@ export interface ServiceEvents {
   /** `<app>.<service>` */
   source: string;
   outbox: OutboxTable;
+  /** Its inbox, where it has subscribers: bound here so the kernel's retention reaches it. */
+  inbox?: InboxTable | undefined;
   /**
    * The change, the `also` statements and the events in ONE statement, then the events are
    * published (the sweeper publishes whatever this process could not). Returns the change's rows.
@@ -32,7 +34,7 @@ export interface ServiceEvents {
   publish(db: Queryable, events: EventEnvelope[]): Promise<{ published: number; failed: number }>;
 }
 
-export function serviceEvents(service: string, source: string, outbox: OutboxTable, bus: EventBus): ServiceEvents {
+export function serviceEvents(service: string, source: string, outbox: OutboxTable, bus: EventBus, inbox?: InboxTable): ServiceEvents {
   const own = (events: EventEnvelope[]) => {
     for (const event of events) {
       const declared = (eventCatalog as Record<string, { service: string }>)[event.type]?.service;
@@ -44,6 +46,7 @@ export function serviceEvents(service: string, source: string, outbox: OutboxTab
   return {
     source,
     outbox,
+    ...(inbox ? { inbox } : {}),
     async commit(db, change) {
       const rows = await commitWithEvents(db, { ...change, events: own(change.events), outbox, source });
       if (rows.length > 0) await publish(db, change.events);

@@ -19,7 +19,12 @@ export function outboxTable(schema: PgSchema) {
       attempts: integer("attempts").notNull().default(0),
       lastError: text("last_error"),
     },
-    (t) => [index("outbox_unpublished_idx").on(t.createdAt).where(sql`${t.publishedAt} is null`)],
+    (t) => [
+      index("outbox_unpublished_idx").on(t.createdAt).where(sql`${t.publishedAt} is null`),
+      // Retention deletes the oldest published rows in batches: without this each batch would
+      // scan the whole table.
+      index("outbox_published_idx").on(t.publishedAt).where(sql`${t.publishedAt} is not null`),
+    ],
   );
 }
 export type OutboxTable = ReturnType<typeof outboxTable>;
@@ -33,7 +38,8 @@ export function inboxTable(schema: PgSchema) {
       eventId: uuid("event_id").notNull(),
       processedAt: timestamp("processed_at", { withTimezone: true }).notNull().defaultNow(),
     },
-    (t) => [primaryKey({ columns: [t.subscriber, t.eventId] })],
+    // The processed_at index lets retention find old rows without scanning the table.
+    (t) => [primaryKey({ columns: [t.subscriber, t.eventId] }), index("inbox_processed_idx").on(t.processedAt)],
   );
 }
 export type InboxTable = ReturnType<typeof inboxTable>;

@@ -2,7 +2,7 @@ import type { ServiceContext } from "../context";
 import type { Database } from "../db/index";
 import { type MemoryBus, memoryBus } from "../events/memory";
 import { serviceEvents } from "../events/publisher";
-import type { OutboxTable } from "../events/tables";
+import type { InboxTable, OutboxTable } from "../events/tables";
 import type { TokenVerifier } from "../http/types";
 import { APP, eventSource } from "../manifest";
 
@@ -10,7 +10,7 @@ import { APP, eventSource } from "../manifest";
 export function testServiceContext(
   service: string,
   outbox: OutboxTable,
-  parts: { database: Database; verifier: TokenVerifier; bus?: MemoryBus },
+  parts: { database: Database; verifier: TokenVerifier; bus?: MemoryBus; inbox?: InboxTable },
 ): ServiceContext & { bus: MemoryBus } {
   const bus = parts.bus ?? memoryBus();
   return {
@@ -19,7 +19,7 @@ export function testServiceContext(
     stage: "test",
     database: async () => parts.database,
     bus,
-    events: serviceEvents(service, eventSource(APP, service), outbox, bus),
+    events: serviceEvents(service, eventSource(APP, service), outbox, bus, parts.inbox),
     verifier: parts.verifier,
   };
 }

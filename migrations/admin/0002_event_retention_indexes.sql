@@ -1,0 +1,2 @@
+CREATE INDEX "inbox_processed_idx" ON "admin"."inbox" USING btree ("processed_at");--> statement-breakpoint
+CREATE INDEX "outbox_published_idx" ON "admin"."outbox" USING btree ("published_at") WHERE "admin"."outbox"."published_at" is not null;

@@ -1,0 +1,2 @@
+CREATE INDEX "inbox_processed_idx" ON "auth"."inbox" USING btree ("processed_at");--> statement-breakpoint
+CREATE INDEX "outbox_published_idx" ON "auth"."outbox" USING btree ("published_at") WHERE "auth"."outbox"."published_at" is not null;

@@ -1,0 +1,2 @@
+CREATE INDEX "inbox_processed_idx" ON "payments"."inbox" USING btree ("processed_at");--> statement-breakpoint
+CREATE INDEX "outbox_published_idx" ON "payments"."outbox" USING btree ("published_at") WHERE "payments"."outbox"."published_at" is not null;

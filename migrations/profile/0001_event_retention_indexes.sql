@@ -1,0 +1,2 @@
+CREATE INDEX "inbox_processed_idx" ON "profile"."inbox" USING btree ("processed_at");--> statement-breakpoint
+CREATE INDEX "outbox_published_idx" ON "profile"."outbox" USING btree ("published_at") WHERE "profile"."outbox"."published_at" is not null;
