@@ -28,7 +28,8 @@ function client(answers: (() => Response | Promise<Response>)[], options: { now?
       signer,
       fetch,
       retryDelayMs: 1,
-      timeoutMs: options.timeoutMs ?? 100,
+      // Generous: minting the first service token imports a key, which a busy machine makes slow.
+      timeoutMs: options.timeoutMs ?? 2_000,
       ...(options.now ? { now: options.now } : {}),
     }),
   };
@@ -93,6 +94,32 @@ describe("auth client", () => {
     await expect(hanging.users.findByEmail("bob@example.com")).rejects.toMatchObject({ code: "unavailable" });
     expect(hanging.requests).toHaveLength(2);
     expect(hanging.requests.every((r) => r.signal.aborted)).toBe(true);
+  });
+
+  test("a token that takes longer to mint than the timeout is unavailable, and never an unhandled rejection", async () => {
+    const unhandled: unknown[] = [];
+    const record = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", record);
+    try {
+      const slowSigner = { service: "payments", mint: () => new Promise<string>((resolve) => setTimeout(() => resolve("token"), 60)) };
+      const requests: Request[] = [];
+      const users = createAuthClient({
+        baseUrl: "https://api.example.com",
+        signer: slowSigner,
+        fetch: async (request) => {
+          requests.push(request);
+          return new Response(null, { status: 500 });
+        },
+        retryDelayMs: 1,
+        timeoutMs: 20,
+      });
+      await expect(users.findByEmail("bob@example.com")).rejects.toMatchObject({ code: "unavailable" });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(requests).toHaveLength(0);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", record);
+    }
   });
 
   test("no retry when auth refuses us (401/403/429) or answers nonsense", async () => {

@@ -84,8 +84,11 @@ export function createAuthClient(options: AuthClientOptions): UserDirectory {
         reject(new Unavailable(`timed out after ${timeoutMs} ms`));
       }, timeoutMs);
     });
+    // The timeout can fire while nothing awaits it yet (between the steps below): marking it
+    // handled here keeps that from being an unhandled rejection, which would end the process.
+    timeout.catch(() => undefined);
     try {
-      const token = await options.signer.mint("auth");
+      const token = await Promise.race([options.signer.mint("auth"), timeout]);
       const request = new Request(`${base}${path}`, {
         headers: { authorization: `Bearer ${token}`, accept: "application/json", ...(lookup.requestId ? { "x-request-id": lookup.requestId } : {}) },
         signal: controller.signal,
