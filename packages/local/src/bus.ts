@@ -1,20 +1,19 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type BusEntry, type EventBus, type EventHandler, type EventPattern, log, matchesPattern, type PublishResult, uuidv7 } from "@enclave/core";
+import {
+  type BusEntry,
+  type BusEvent,
+  type EventBus,
+  type EventHandler,
+  type EventPattern,
+  log,
+  matchesPattern,
+  type PublishResult,
+  uuidv7,
+} from "@enclave/core";
 import { RecentEvents } from "./recent-events";
 
-/** An event as EventBridge hands it to a target (what patterns match against). */
-export interface BusEvent {
-  version: "0";
-  id: string;
-  "detail-type": string;
-  source: string;
-  account: string;
-  time: string;
-  region: string;
-  resources: string[];
-  detail: BusEntry["detail"];
-}
+export type { BusEvent } from "@enclave/core";
 
 export interface Delivery {
   id: string;

@@ -1,10 +1,3 @@
-/**
- * What a developer reads when `npm run dev` or another command cannot start: one plain line per
- * problem naming the service and the variable to fix, no stack (unless LOG_LEVEL=debug), never
- * a password or a whole database URL, and a non-zero exit code. Each test runs the CLI as a
- * separate process, as `npm run …` does.
- */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -13,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testServerUrl } from "@enclave/core/testing/database";
 import { afterEach, describe, expect, test } from "vitest";
-import { repositoryRoot } from "./runtime";
+import { closedPort, runCli } from "./cli.testing";
 
 const secret = "s3cr3t-Pa55";
 const stackFrame = /^\s+at /m;
@@ -30,15 +23,6 @@ function dataDir(): string {
   return dir;
 }
 
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((done) => server.close(done));
-  return port;
-}
-
 /** A port something else listens on, until the test ends. */
 async function takenPort(): Promise<number> {
   const server: Server = createServer();
@@ -47,19 +31,7 @@ async function takenPort(): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "packages/local/src/cli.ts", ...args], {
-      cwd: repositoryRoot,
-      env: { PATH: process.env.PATH ?? "", LOCAL_CRONS: "0", SEED: "none", PORT: "0", ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string>) => runCli(args, { LOCAL_CRONS: "0", SEED: "none", PORT: "0", ...env });
 
 /** The PostgreSQL server the suite may use: TEST_DATABASE_URL, else the development one, if it answers. */
 const serverUrl = new URL(testServerUrl ?? "postgres://postgres@127.0.0.1:5432/postgres");

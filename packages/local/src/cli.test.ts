@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -7,7 +6,7 @@ import { join } from "node:path";
 import { createEvent, type EventEnvelope, uuidv7 } from "@enclave/core";
 import { afterEach, describe, expect, test } from "vitest";
 import { LocalBus, listDeliveries } from "./bus";
-import { repositoryRoot } from "./runtime";
+import { closedPort, runCli } from "./cli.testing";
 
 /**
  * `npm run events:dlq` and `npm run events:redrive` as a developer runs them: a separate process
@@ -45,28 +44,7 @@ async function dataDirWithDeadLetters(count: number) {
   return { dataDir, busDir };
 }
 
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((done) => server.close(done));
-  return port;
-}
-
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "packages/local/src/cli.ts", ...args], {
-      cwd: repositoryRoot,
-      env: { PATH: process.env.PATH ?? "", STAGE: "local", LOG_LEVEL: "error", ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string>) => runCli(args, { STAGE: "local", LOG_LEVEL: "error", ...env });
 
 describe("npm run events:dlq", { timeout: 90_000 }, () => {
   test("lists each dead letter with its event type, subscriber, attempts and last error", async () => {

@@ -6,6 +6,19 @@ export interface BusEntry {
   detail: EventEnvelope;
 }
 
+/** An event as EventBridge hands it to targets, and as patterns see it. */
+export interface BusEvent<Detail = EventEnvelope> {
+  version: "0";
+  id: string;
+  "detail-type": string;
+  source: string;
+  account: string;
+  time: string;
+  region: string;
+  resources: string[];
+  detail: Detail;
+}
+
 export interface PublishResult {
   /** Ids (`detail.id`) that could not be published, with the reason. */
   failed: { id: string; error: string }[];

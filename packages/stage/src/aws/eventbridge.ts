@@ -1,10 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { BusEvent as CoreBusEvent } from "@enclave/core/events/bus";
 import { type EventPattern, matchesPattern } from "@enclave/core/events/pattern";
 import { type AwsScope, DEFAULT_SCOPE, eventBusName, functionName, ruleArn } from "./arn";
 import { FunctionNotFoundError, type LambdaAsync } from "./lambda-async";
 import { type MessageSource, type Queues, SOURCE_ATTRIBUTE } from "./queues";
+import { Sleeps } from "./sleeps";
 
 /**
  * EventBridge for the twin: the PutEvents endpoint the application's SDK client talks to, and
@@ -86,18 +88,8 @@ export interface PutEventsResponse {
   Entries: PutEventsResultEntry[];
 }
 
-/** An event as EventBridge hands it to targets and as patterns see it. */
-export interface BusEvent {
-  version: "0";
-  id: string;
-  "detail-type": string;
-  source: string;
-  account: string;
-  time: string;
-  region: string;
-  resources: string[];
-  detail: Record<string, unknown>;
-}
+/** An event as EventBridge hands it to targets: any JSON object as its detail, not only our envelopes. */
+export type BusEvent = CoreBusEvent<Record<string, unknown>>;
 
 export interface AcceptedEntry {
   eventId: string;
@@ -164,13 +156,12 @@ export class EventBridge {
   private readonly accepted: AcceptedEntry[] = [];
   private readonly delivered: DeliveryRecord[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
-  private readonly timers = new Map<NodeJS.Timeout, () => void>();
+  private readonly sleeps = new Sleeps();
   private readonly scope: AwsScope;
   private readonly now: () => number;
   private server: Server | undefined;
   private failEntries: { count: number; code: string } = { count: 0, code: "InternalFailure" };
   private failDeliveries: { count: number; code: string } = { count: 0, code: "THROTTLING" };
-  private stopped = false;
 
   constructor(private readonly options: EventBridgeOptions) {
     this.scope = options.scope ?? DEFAULT_SCOPE;
@@ -215,12 +206,7 @@ export class EventBridge {
 
   /** Stops the endpoint and pending delivery retries; deliveries under way finish. */
   async close(): Promise<void> {
-    this.stopped = true;
-    for (const [timer, cancel] of this.timers) {
-      clearTimeout(timer);
-      cancel();
-    }
-    this.timers.clear();
+    this.sleeps.cancelAll();
     const server = this.server;
     this.server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -386,7 +372,7 @@ export class EventBridge {
         else {
           record.outcome = "retrying";
           const baseDelay = this.options.retryBaseDelayMs ?? 200;
-          if (!(await this.sleep(Math.min(baseDelay * 2 ** (record.attempts - 1), this.options.retryMaxDelayMs ?? 5000)))) {
+          if (!(await this.sleeps.sleep(Math.min(baseDelay * 2 ** (record.attempts - 1), this.options.retryMaxDelayMs ?? 5000)))) {
             record.outcome = "stopped";
             return record;
           }
@@ -490,18 +476,6 @@ export class EventBridge {
   private bounded<T>(log: T[], item: T) {
     log.push(item);
     if (log.length > (this.options.logLimit ?? 10_000)) log.shift();
-  }
-
-  /** False when closed while waiting. */
-  private sleep(ms: number): Promise<boolean> {
-    if (this.stopped) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        resolve(true);
-      }, ms);
-      this.timers.set(timer, () => resolve(false));
-    });
   }
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Invoke, InvokeOutcome } from "../contracts";
 import { type AwsScope, DEFAULT_SCOPE, functionName, lambdaArn } from "./arn";
 import { type MessageSource, type Queues, SOURCE_ATTRIBUTE } from "./queues";
+import { Sleeps } from "./sleeps";
 
 /**
  * Lambda's asynchronous invocation (InvocationType Event), which is how EventBridge rules and
@@ -100,7 +101,7 @@ export class LambdaAsync {
   private readonly functions = new Map<string, AsyncFunctionConfig>();
   private readonly log: AsyncInvocation[] = [];
   private readonly inFlight = new Set<Promise<AsyncInvocation>>();
-  private readonly timers = new Map<NodeJS.Timeout, () => void>();
+  private readonly sleeps = new Sleeps();
   private readonly scope: AwsScope;
   private readonly baseDelayMs: number;
   private readonly now: () => number;
@@ -163,11 +164,7 @@ export class LambdaAsync {
   /** Cancels pending retries (those invocations end as `stopped`) and refuses new invocations. */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const [timer, cancel] of this.timers) {
-      clearTimeout(timer);
-      cancel();
-    }
-    this.timers.clear();
+    this.sleeps.cancelAll();
     await this.idle();
   }
 
@@ -191,7 +188,7 @@ export class LambdaAsync {
         const delay = this.baseDelayMs * 2 ** (attempt - 1);
         agedExtraMs += Math.max(0, (AWS_RETRY_DELAYS_MS[attempt - 1] ?? AWS_RETRY_DELAYS_MS.at(-1)!) - delay);
         invocation.status = "retrying";
-        if (!(await this.sleep(delay))) {
+        if (!(await this.sleeps.sleep(delay))) {
           invocation.status = "stopped";
           return this.finish(invocation);
         }
@@ -254,16 +251,5 @@ export class LambdaAsync {
   private finish(invocation: AsyncInvocation): AsyncInvocation {
     invocation.finishedAt = new Date(this.now()).toISOString();
     return invocation;
-  }
-
-  /** False when stopped while waiting. */
-  private sleep(ms: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        resolve(true);
-      }, ms);
-      this.timers.set(timer, () => resolve(false));
-    });
   }
 }
