@@ -3,6 +3,7 @@ import { join } from "node:path";
 import {
   type BusEntry,
   type BusEvent,
+  describeError,
   type EventBus,
   type EventHandler,
   type EventPattern,
@@ -185,7 +186,10 @@ export class LocalBus implements EventBus {
       this.recent.track(delivery, { status: "delivered", attempts: delivery.attempts + 1, deliveredAt: new Date().toISOString() });
     } catch (error) {
       delivery.attempts += 1;
-      delivery.lastError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      // Kept in the dead-letter file, shown on the events page and logged: a failed query's
+      // parameters (the event's data) are left out, as everywhere else.
+      const { error: name, message } = describeError(error);
+      delivery.lastError = message === undefined ? String(name) : `${name}: ${message}`;
       if (delivery.attempts >= this.maxAttempts) {
         delivery.deadLetteredAt = new Date().toISOString();
         this.remove("pending", delivery.id);

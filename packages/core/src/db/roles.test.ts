@@ -83,6 +83,15 @@ describe("serviceRoles", () => {
   });
 });
 
+test("the admin role's audit log is append-only: its DML is revoked after the schema-wide grant, on every run", () => {
+  const statements = grantStatements(serviceRoles("admin", { topology: "per-service" }), "per-service");
+  const revoke = statements.findIndex((s) => s.includes('revoke update, delete, truncate on "admin"."audit_logs" from "admin_app"'));
+  const grant = statements.indexOf('grant select, insert, update, delete on all tables in schema "admin" to "admin_app"');
+  expect(grant).toBeGreaterThanOrEqual(0);
+  expect(revoke).toBeGreaterThan(grant);
+  expect(grantStatements(serviceRoles("payments", { topology: "per-service" }), "per-service").join("\n")).not.toMatch(/revoke update/);
+});
+
 describe("roles and grants on a database (single topology)", () => {
   const prefix = `t${randomBytes(3).toString("hex")}_`;
   let database: TestDatabase;

@@ -82,11 +82,16 @@ export async function ensureDatabase(db: Db, name: string, owner?: string): Prom
  * creates belong to the owner (and the runtime role's default privileges apply to them).
  */
 export async function migrateAsOwner(db: Db, roles: ServiceRoles, dir: string): Promise<{ applied: string[] }> {
-  return db.transaction(async (tx) => {
-    await tx.execute(sql.raw(`set local role ${quote(roles.owner)}`));
-    return migrate(tx as unknown as Db, roles.service, dir);
-  });
+  // Not inside a transaction of ours: a migration marked to run outside one must be able to.
+  return migrate(db, roles.service, dir, { role: roles.owner });
 }
+
+/**
+ * Tables whose rows the runtime role may add and read but never change or remove: the audit log
+ * is evidence, and a compromised or buggy admin function must not be able to rewrite it. Keyed by
+ * service, as table names in the service's schema.
+ */
+export const appendOnlyTables: Readonly<Record<string, readonly string[]>> = { admin: ["audit_logs"] };
 
 /**
  * What a service's database needs besides its migrations, as SQL statements to run in that
@@ -96,7 +101,8 @@ export async function migrateAsOwner(db: Db, roles: ServiceRoles, dir: string): 
  * - single topology: the owner may create its schemas in the shared database; every runtime
  *   role may connect, and schema privileges keep them apart;
  * - the runtime role gets USAGE on the service's schema and DML on its tables and sequences,
- *   now and for tables the owner creates later; nothing on the bookkeeping schema.
+ *   now and for tables the owner creates later; nothing on the bookkeeping schema;
+ * - on append-only tables (`appendOnlyTables`) only SELECT and INSERT.
  */
 export function grantStatements(roles: ServiceRoles, topology: Topology, options: { schemaExists?: boolean } = {}): string[] {
   const { service, owner, runtime, database } = roles;
@@ -116,6 +122,11 @@ export function grantStatements(roles: ServiceRoles, topology: Topology, options
     `alter default privileges for role ${quote(owner)} in schema ${schema} grant select, insert, update, delete on tables to ${quote(runtime)}`,
     `alter default privileges for role ${quote(owner)} in schema ${schema} grant usage, select on sequences to ${quote(runtime)}`,
   );
+  // After the schema-wide grant above, which gives every table UPDATE and DELETE again on each run.
+  for (const table of appendOnlyTables[service] ?? []) {
+    const name = `${schema}.${quote(checkIdentifier("table", table))}`;
+    statements.push(`do $$ begin if to_regclass('${name}') is not null then revoke update, delete, truncate on ${name} from ${quote(runtime)}; end if; end $$`);
+  }
   return statements;
 }
 
