@@ -2,6 +2,7 @@ import { createServiceApp, Email, eventMetadataOf, Uuid, userOf } from "@enclave
 import * as z from "zod/mini";
 import type { AuthContext } from "./context";
 import { authManifest } from "./manifest";
+import { sourceAddress } from "./source-address";
 import {
   AuthResult,
   changeRole,
@@ -64,19 +65,19 @@ export function createAuthApp(ctx: AuthContext) {
         operationId: "login",
         summary: "Sign in with email and password",
         description:
-          "Checks the credentials and starts a session. A wrong email and a wrong password get the same answer, in about the same time; repeated failures for one email lock it for a while (429 with `Retry-After`).",
+          "Checks the credentials and starts a session. A wrong email and a wrong password get the same answer, in about the same time; repeated failures for one email, or from one network address, lock sign-in for a while (429 with `Retry-After`).",
         access: "public",
         body: LoginInput,
         responses: {
           200: { description: "Signed in", schema: AuthResult },
           401: { description: "`unauthorized`: wrong email or password" },
           429: {
-            description: "`rate_limited`: too many failed sign-ins for this email; retry after `Retry-After` seconds",
+            description: "`rate_limited`: too many failed sign-ins for this email or from this address; retry after `Retry-After` seconds",
             headers: { "Retry-After": { description: "Seconds until sign-in is allowed again.", schema: z.string().check(z.regex(/^[0-9]+$/)) } },
           },
         },
       },
-      async (c, { body }) => c.json(await login(ctx, body)),
+      async (c, { body }) => c.json(await login(ctx, body, { address: sourceAddress(c, ctx.forwardedForHops) })),
     )
     .add(
       {
@@ -174,14 +175,15 @@ export function createAuthApp(ctx: AuthContext) {
         path: "/.well-known/jwks.json",
         operationId: "getJwks",
         summary: "Public keys that verify access tokens",
-        description: "The JSON Web Key Set every service verifies access tokens with. Cacheable for five minutes.",
+        description:
+          "The JSON Web Key Set every service verifies access tokens with. Cacheable for five minutes. While the signing key is rotated it holds two keys: select one by the token's `kid`, and fetch the set again when a token names a key you do not have.",
         access: "public",
         database: false,
         responses: { 200: { description: "JWKS", schema: Jwks } },
       },
       async (c) => {
         c.header("cache-control", "public, max-age=300");
-        return c.json({ keys: [ctx.publicJwk] });
+        return c.json({ keys: [ctx.publicJwk, ...(ctx.morePublicJwks ?? [])] });
       },
     );
   return app;

@@ -3,7 +3,7 @@ import { testServiceContext } from "@enclave/core/testing/context";
 import { createTestDatabase, type TestDatabase } from "@enclave/core/testing/database";
 import { testTokenSettings, testUserKeys } from "@enclave/core/testing/users";
 import { authInbox, authOutbox } from "./auth.sql";
-import { type AuthContext, defaultThrottle } from "./context";
+import { type AuthContext, defaultAddressThrottle, defaultThrottle } from "./context";
 import { createAuthApp } from "./routes";
 
 export interface AuthHarness {
@@ -29,6 +29,8 @@ export async function createAuthHarness(overrides: Partial<AuthContext> = {}): P
     // Low scrypt cost keeps tests fast; deployed stages always use 17.
     passwordCost: 10,
     throttle: defaultThrottle,
+    addressThrottle: defaultAddressThrottle,
+    forwardedForHops: 0,
     ...overrides,
   };
   return { ctx, app: createAuthApp(ctx), database, bus, dispose: () => database.dispose() };

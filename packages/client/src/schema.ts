@@ -98,7 +98,7 @@ export interface paths {
         };
         /**
          * Public keys that verify access tokens
-         * @description The JSON Web Key Set every service verifies access tokens with. Cacheable for five minutes.
+         * @description The JSON Web Key Set every service verifies access tokens with. Cacheable for five minutes. While the signing key is rotated it holds two keys: select one by the token's `kid`, and fetch the set again when a token names a key you do not have.
          */
         get: operations["getJwks"];
         put?: never;
@@ -140,7 +140,7 @@ export interface paths {
         put?: never;
         /**
          * Sign in with email and password
-         * @description Checks the credentials and starts a session. A wrong email and a wrong password get the same answer, in about the same time; repeated failures for one email lock it for a while (429 with `Retry-After`).
+         * @description Checks the credentials and starts a session. A wrong email and a wrong password get the same answer, in about the same time; repeated failures for one email, or from one network address, lock sign-in for a while (429 with `Retry-After`).
          */
         post: operations["login"];
         delete?: never;
@@ -1531,7 +1531,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `rate_limited`: too many failed sign-ins for this email; retry after `Retry-After` seconds */
+            /** @description `rate_limited`: too many failed sign-ins for this email or from this address; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds until sign-in is allowed again. */

@@ -2,7 +2,9 @@ import { createHash, generateKeyPairSync } from "node:crypto";
 
 /**
  * The stage's keys, in one place: user access tokens and service tokens are both ES256 (ECDSA
- * P-256), kept as private JWKs in secrets, published as public JWKS documents. This module needs
+ * P-256), kept as private JWKs in secrets, published as public JWKS documents. While the
+ * access-token key is rotated, AUTH_SIGNING_KEY holds a key set (`parseSigningKeys`): the first
+ * key signs, every key verifies. This module needs
  * only node:crypto, so the deployment (infra/) and `infra/keygen.ts` use it without loading jose.
  * Verifying tokens is http/auth.ts (access tokens) and http/service-token.ts (service tokens).
  */
@@ -104,5 +106,75 @@ export function isPublicJwksJson(text: string): boolean {
     );
   } catch {
     return false;
+  }
+}
+
+/**
+ * The access-token signing keys of a stage. One key normally; two while the key is rotated.
+ * `keys[0]` signs; every key in `keys` is published in the JWKS and verifies tokens.
+ */
+export interface SigningKeySet {
+  signer: PrivateJwk;
+  keys: PrivateJwk[];
+}
+
+/**
+ * AUTH_SIGNING_KEY: a P-256 private JWK, or `{"keys": [<jwk>, …]}` during a rotation, where the
+ * first key signs and the others are still (or already) accepted. Throws naming `variable`,
+ * never echoing the value.
+ */
+export function parseSigningKeys(variable: string, json: string): SigningKeySet {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw new Error(`${variable} is not JSON: set it to a P-256 private JWK ${keygenHint}, or {"keys": [...]} of them while rotating`);
+  }
+  const list = (value as { keys?: unknown } | null)?.keys;
+  if (list === undefined) {
+    const signer = privateJwkOf(variable, value);
+    return { signer, keys: [signer] };
+  }
+  if (!Array.isArray(list) || list.length === 0) throw new Error(`${variable} must list at least one key in "keys" (the first signs)`);
+  const keys = list.map((key, i) => privateJwkOf(`${variable} (key ${i + 1})`, key));
+  if (new Set(keys.map((key) => key.kid)).size !== keys.length) throw new Error(`${variable} lists the same key id twice`);
+  return { signer: keys[0] as PrivateJwk, keys };
+}
+
+/** True for a value `parseSigningKeys` accepts; config schemas use it to fail fast. */
+export function isSigningKeysJson(text: string): boolean {
+  try {
+    parseSigningKeys("value", text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The value of AUTH_SIGNING_KEY for these keys, the first signing: one JWK alone, else a key set. */
+export function signingKeysJson(keys: PrivateJwk[]): string {
+  if (keys.length === 0) throw new Error("a signing key set needs at least one key");
+  return JSON.stringify(keys.length === 1 ? keys[0] : { keys });
+}
+
+/**
+ * The steps of a signing-key rotation, each turning the current AUTH_SIGNING_KEY value into the
+ * next one (docs/DEPLOY.md, "Rotating the signing key"):
+ * - `add`: a new key is published beside the current one, which still signs;
+ * - `promote`: the newest key signs, the previous one is still accepted;
+ * - `drop`: only the signing key is left.
+ */
+export function rotateSigningKeys(current: string, step: "add" | "promote" | "drop", variable = "AUTH_SIGNING_KEY"): string {
+  const { signer, keys } = parseSigningKeys(variable, current);
+  switch (step) {
+    case "add":
+      return signingKeysJson([...keys, generatePrivateJwk()]);
+    case "promote": {
+      if (keys.length < 2) throw new Error(`${variable} holds one key: add a new one first`);
+      const newest = keys.at(-1) as PrivateJwk;
+      return signingKeysJson([newest, ...keys.filter((key) => key.kid !== newest.kid)]);
+    }
+    case "drop":
+      return signingKeysJson([signer]);
   }
 }

@@ -588,10 +588,33 @@ export class LambdaRequest extends LightBody {
 /** Header values outside ASCII are percent-encoded, as Hono's own adapter does. */
 const sanitize = (value: string) => (/[\u0080-\uffff]/.test(value) ? encodeURIComponent(value) : value);
 
+/**
+ * What may never stand literally in an encoded path: `?` and `#` (they would end it), `%` unless
+ * it starts an escape, whitespace, controls and anything outside ASCII.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are among what must be escaped
+const unsafeInPath = /[?#\s\0-\x1f\x7f"<>\\^`{|}]|%(?![0-9A-Fa-f]{2})|[^\0-\x7f]+/g;
+
+/**
+ * A request path that is safe to put into a URL. API Gateway HTTP APIs hand the function the path
+ * already percent-decoded (`/files/a%23b` arrives as `/files/a#b`), while REST APIs and function
+ * URLs hand it still encoded. Escaping only what an encoded path cannot contain keeps an encoded
+ * path byte for byte and turns a decoded one back into the path the client sent (`%XY` already in
+ * a decoded path is indistinguishable from an escape and is left as one).
+ */
+export function encodePath(path: string): string {
+  // Byte-wise from UTF-8: a lone surrogate becomes U+FFFD instead of throwing, as encodeURIComponent would.
+  const escaped = path.replace(unsafeInPath, (match) =>
+    Array.from(Buffer.from(match, "utf8"), (byte) => `%${byte.toString(16).toUpperCase().padStart(2, "0")}`).join(""),
+  );
+  return escaped.startsWith("/") ? escaped : `/${escaped}`;
+}
+
 /** The request an API Gateway v2 event describes. Throws TypeError on headers no HTTP client can send. */
 export function requestFromEvent(event: ApiGatewayV2Event): LambdaRequest {
   const headers = new LightHeaders();
-  if (Array.isArray(event.cookies)) headers.set("cookie", event.cookies.join("; "));
+  // API Gateway sends `cookies: []` for a request without cookies: that is no Cookie header at all.
+  if (Array.isArray(event.cookies) && event.cookies.length > 0) headers.set("cookie", event.cookies.join("; "));
   if (event.headers) {
     for (const name of Object.keys(event.headers)) {
       const value = event.headers[name];
@@ -605,7 +628,7 @@ export function requestFromEvent(event: ApiGatewayV2Event): LambdaRequest {
   }
   const host = event.requestContext.domainName ?? event.headers?.host;
   const query = event.rawQueryString ? `?${event.rawQueryString}` : "";
-  return new LambdaRequest(`https://${host}${event.rawPath}${query}`, event.requestContext.http.method, headers, body);
+  return new LambdaRequest(`https://${host}${encodePath(event.rawPath)}${query}`, event.requestContext.http.method, headers, body);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -662,7 +685,10 @@ export function handle(app: FetchApp, options: HandleOptions = {}) {
   return async (event: ApiGatewayV2Event, lambdaContext?: unknown): Promise<ApiGatewayV2Result> => {
     if (!isV2Event(event)) {
       fallback ??= import("hono/aws-lambda").then((m) => m.handle(app as never, options as never) as (event: unknown, context: unknown) => Promise<unknown>);
-      return (await fallback)(event, lambdaContext) as Promise<ApiGatewayV2Result>;
+      // Payload 1.0 from an HTTP API carries the path decoded too; Hono's adapter pastes it into the URL as is.
+      const path = (event as { path?: unknown } | null)?.path;
+      const safe = typeof path === "string" ? { ...(event as object), path: encodePath(path) } : event;
+      return (await fallback)(safe, lambdaContext) as Promise<ApiGatewayV2Result>;
     }
     let request: LambdaRequest;
     try {

@@ -5,7 +5,7 @@ import { createAuthClient, type Fetch, type UserDirectory } from "./auth-client"
 import type { PaymentsConfig } from "./config";
 import { paymentsManifest } from "./manifest";
 import { paymentsInbox, paymentsOutbox } from "./payments.sql";
-import { type PaymentProvider, simulatorProvider } from "./provider";
+import { type PaymentProvider, providerFor } from "./provider";
 
 export interface ProcessingSettings {
   /** Payments a `due` run takes at most. */
@@ -44,7 +44,7 @@ export function paymentsContextFromConfig(config: PaymentsConfig, overrides: Pay
   return {
     ...base,
     users: createAuthClient({ baseUrl: config.AUTH_URL, signer, timeoutMs: config.AUTH_TIMEOUT_MS, ...(authFetch ? { fetch: authFetch } : {}) }),
-    provider: simulatorProvider(),
+    provider: providerFor(config.PAYMENT_PROVIDER),
     now: () => new Date(),
     processing: defaultProcessing,
     idempotencyTtlMs: IDEMPOTENCY_TTL_MS,

@@ -3,13 +3,13 @@ import type { PaymentsContext } from "./context";
 import { paymentsJobs } from "./jobs";
 import { paymentsManifest } from "./manifest";
 import { createPaymentsApp } from "./routes";
+import { paymentsSeeds } from "./seed";
 
 export const paymentsService = defineService<PaymentsContext>({
   manifest: paymentsManifest,
   jobs: paymentsJobs,
   createApp: createPaymentsApp,
-  // Payments holds no reference data; the development users come from auth's seed.
-  seeds: {},
+  seeds: paymentsSeeds,
 });
 
 export type { PaymentsContext } from "./context";

@@ -90,7 +90,9 @@ export const paymentTransactionsTable = paymentsSchema.table(
       .references(() => paymentsTable.id, { onDelete: "cascade" }),
     status: text("status", { enum: paymentStatuses }).notNull(),
     statusMessage: text("status_message"),
+    /** The provider's id and status word for a change the provider caused (null for the others). */
     pspTransactionId: text("psp_transaction_id"),
+    pspStatus: text("psp_status"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>(),
     createdAt: time("created_at").notNull().defaultNow(),
   },

@@ -70,6 +70,7 @@ async function settle(ctx: PaymentsContext, db: Db, payment: PaymentRow, correla
     },
     message: completed ? "completed by the payment provider" : `declined: ${reason}`,
     pspTransactionId: result.transactionId,
+    pspStatus: result.status,
     events: [event],
   });
   // Nothing changed: another worker (a cron retry) settled it first.

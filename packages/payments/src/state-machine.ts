@@ -14,10 +14,17 @@ const transitions: Record<PaymentStatus, PaymentStatus[]> = {
 };
 
 /** SQL appending a history row for the payment the commit `changed` (one of its `also` statements). */
-export function appendTransaction(values: { status: SQL | PaymentStatus; message: string | null; pspTransactionId?: string | null; now: Date; id?: SQL }) {
+export function appendTransaction(values: {
+  status: SQL | PaymentStatus;
+  message: string | null;
+  pspTransactionId?: string | null;
+  pspStatus?: string | null;
+  now: Date;
+  id?: SQL;
+}) {
   const status = typeof values.status === "string" ? sql`${values.status}` : values.status;
-  return sql`insert into ${paymentTransactionsTable} ("id", "payment_id", "status", "status_message", "psp_transaction_id", "created_at")
-    select ${values.id ?? sql`${uuidv7(values.now.getTime())}::uuid`}, "id", ${status}, ${values.message}, ${values.pspTransactionId ?? null}, ${values.now.toISOString()}::timestamptz from ${changed}`;
+  return sql`insert into ${paymentTransactionsTable} ("id", "payment_id", "status", "status_message", "psp_transaction_id", "psp_status", "created_at")
+    select ${values.id ?? sql`${uuidv7(values.now.getTime())}::uuid`}, "id", ${status}, ${values.message}, ${values.pspTransactionId ?? null}, ${values.pspStatus ?? null}, ${values.now.toISOString()}::timestamptz from ${changed}`;
 }
 
 export interface Transition {
@@ -30,7 +37,9 @@ export interface Transition {
   /** More conditions, e.g. "and the caller is the sender". */
   where?: SQL;
   message: string | null;
+  /** The provider's transaction id and status, when the provider caused this change. */
   pspTransactionId?: string | null;
+  pspStatus?: string | null;
   /** Written to the outbox only if the transition happened. */
   events: EventEnvelope[];
   /** More statements of the same commit (they may select from `changed`). */
@@ -51,7 +60,16 @@ export async function transition(ctx: PaymentsContext, db: Db, step: Transition)
       .set({ ...step.set, status: step.to, updatedAt: step.now })
       .where(and(eq(paymentsTable.id, step.paymentId), eq(paymentsTable.status, step.from), step.where))
       .returning(),
-    also: [appendTransaction({ status: step.to, message: step.message, pspTransactionId: step.pspTransactionId ?? null, now: step.now }), ...(step.also ?? [])],
+    also: [
+      appendTransaction({
+        status: step.to,
+        message: step.message,
+        pspTransactionId: step.pspTransactionId ?? null,
+        pspStatus: step.pspStatus ?? null,
+        now: step.now,
+      }),
+      ...(step.also ?? []),
+    ],
     events: step.events,
   });
   return row;

@@ -26,10 +26,12 @@ export interface TokenSettings {
   issuer: string;
   audience: string;
   accessTtlSeconds: number;
+  /** The tenant auth serves, signed as the `tid` claim; none outside a tenant deployment. */
+  tenant?: string | undefined;
 }
 
 export function signAccessToken(key: SigningKey, settings: TokenSettings, user: { id: string; role: Role }): Promise<string> {
-  return new SignJWT({ role: user.role })
+  return new SignJWT({ role: user.role, ...(settings.tenant ? { tid: settings.tenant } : {}) })
     .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, kid: key.kid, typ: "JWT" })
     .setSubject(user.id)
     .setIssuer(settings.issuer)

@@ -21,6 +21,15 @@ export interface VerifierOptions {
   jwks: JSONWebKeySet | URL;
   /** Verifies service tokens (another service calling this one); optional. */
   serviceTokens?: TokenVerifier;
+  /**
+   * The tenant this service serves: only tokens whose `tid` claim is this tenant are accepted.
+   * Without it, a token carrying any `tid` is refused: it was minted for a tenant's deployment.
+   */
+  tenant?: string;
+  /** With a JWKS URL: how long fetched keys are used before they are fetched again (10 minutes). */
+  jwksCacheMaxAgeMs?: number;
+  /** With a JWKS URL: the least time between two fetches that a token with an unknown kid triggers (30 seconds). */
+  jwksCooldownMs?: number;
 }
 
 /**
@@ -36,8 +45,17 @@ function keysUnavailable(error: unknown): boolean {
 
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const remote = options.jwks instanceof URL;
+  // A token naming a kid the cached set lacks makes jose fetch the set again: that is how a
+  // verifier learns of a rotated-in key before its cache runs out. The cooldown bounds how often
+  // tokens with made-up kids can make it fetch (once per cooldown, whatever the traffic).
   const keys: JWTVerifyGetKey =
-    options.jwks instanceof URL ? createRemoteJWKSet(options.jwks, { cacheMaxAge: 10 * 60_000, timeoutDuration: 3_000 }) : createLocalJWKSet(options.jwks);
+    options.jwks instanceof URL
+      ? createRemoteJWKSet(options.jwks, {
+          cacheMaxAge: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
+          cooldownDuration: options.jwksCooldownMs ?? 30_000,
+          timeoutDuration: 3_000,
+        })
+      : createLocalJWKSet(options.jwks);
   return {
     async verify(token) {
       let payload: Record<string, unknown>;
@@ -59,6 +77,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       if (typeof payload.sub !== "string" || !uuidPattern.test(payload.sub) || !roles.includes(role as Role)) {
         throw new AppError("unauthorized", "The access token is invalid or expired.");
       }
+      // A user id means something only in its tenant's databases: another tenant's token is no token here.
+      if (payload.tid !== options.tenant) throw new AppError("unauthorized", "The access token is invalid or expired.");
       return { kind: "user", userId: payload.sub, role: role as Role, tokenId: String(payload.jti) };
     },
   };

@@ -81,12 +81,23 @@ export interface ApiGateway {
 }
 
 /** The payload 2.0 event for a request. */
+function decodedPath(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
 export function payloadV2(
   request: { method: string; url: string; headers: IncomingMessage["headers"]; body: Buffer; sourceIp: string },
   match: { route: StageRoute; pathParameters: Record<string, string> },
   context: { apiId: string; accountId: string; requestId: string; now: Date },
 ) {
-  const [rawPath = "/", rawQueryString = ""] = request.url.split(/\?(.*)/s);
+  const [encodedPath = "/", rawQueryString = ""] = request.url.split(/\?(.*)/s);
+  // HTTP APIs hand the function the path percent-decoded (`/a%3Fb` arrives as `/a?b`), so the
+  // twin does too: the adapter must cope with it.
+  const rawPath = decodedPath(encodedPath);
   const headers: Record<string, string> = {};
   let cookies: string[] | undefined;
   for (const [name, value] of Object.entries(request.headers)) {
@@ -115,7 +126,7 @@ export function payloadV2(
       apiId: context.apiId,
       domainName,
       domainPrefix: domainName.split(".")[0],
-      http: { method: request.method, path: decodeURI(rawPath), protocol: "HTTP/1.1", sourceIp: request.sourceIp, userAgent: headers["user-agent"] ?? "" },
+      http: { method: request.method, path: rawPath, protocol: "HTTP/1.1", sourceIp: request.sourceIp, userAgent: headers["user-agent"] ?? "" },
       requestId: context.requestId,
       routeKey: match.route.routeKey,
       stage: "$default",

@@ -1,0 +1,1 @@
+ALTER TABLE "payments"."payment_transactions" ADD COLUMN "psp_status" text;
