@@ -3,8 +3,10 @@ import { randomBytes } from "node:crypto";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { SeedSet } from "@enclave/core";
 import { type Database, openDatabase, rowsOf } from "@enclave/core/db/index";
 import { dropRoles, serviceRoles } from "@enclave/core/db/roles";
+import { readStageMarker, readStageMarkers } from "@enclave/core/seed";
 import { testServerUrl } from "@enclave/core/testing/database";
 import { startNeonProxy } from "@enclave/core/testing/neon-proxy";
 import { sql } from "drizzle-orm";
@@ -70,6 +72,21 @@ describe("migrate function configuration", () => {
     expect(() =>
       migrateOptionsFromEnv({ MIGRATE_ADMIN_URL: "postgres://a@h/db", MIGRATE_SERVICES: "auth", AUTH_RUNTIME_PASSWORD: "x".repeat(30), MIGRATE_SEEDS: "all" }),
     ).toThrow(/MIGRATE_SEEDS/);
+  });
+
+  test("reads every seed set and the staging password; refuses development and staging on production", () => {
+    const base = { MIGRATE_ADMIN_URL: "postgres://a@h/db", MIGRATE_SERVICES: "auth", AUTH_RUNTIME_PASSWORD: "x".repeat(30) };
+    expect(migrateOptionsFromEnv({ ...base, MIGRATE_SEEDS: "essential,staging", STAGE: "staging", STAGING_SEED_PASSWORD: "from-the-vault-1" })).toMatchObject({
+      seeds: ["essential", "staging"],
+      stagingSeedPassword: "from-the-vault-1",
+    });
+    expect(migrateOptionsFromEnv({ ...base, MIGRATE_SEEDS: "essential,production", STAGE: "production" }).seeds).toEqual(["essential", "production"]);
+    for (const set of ["development", "staging"]) {
+      expect(() => migrateOptionsFromEnv({ ...base, MIGRATE_SEEDS: `essential,${set}`, STAGE: "production" })).toThrow(
+        `migrate: MIGRATE_SEEDS: the ${set} seed set is refused on production: STAGE is production`,
+      );
+    }
+    expect(() => migrateOptionsFromEnv({ ...base, STAGING_SEED_PASSWORD: "short" })).toThrow(/STAGING_SEED_PASSWORD/);
   });
 
   test("refuses a shared database name with a database per service (every service would land in it)", () => {
@@ -167,6 +184,94 @@ describe("migrate function on one database (single topology)", () => {
     }
   });
 
+  /** Rows of every table of the services' schemas. */
+  async function countTables(url: string): Promise<Record<string, number>> {
+    const db = await openDatabase(url, { maxConnections: 1 });
+    try {
+      const tables = rowsOf<{ name: string }>(
+        await db.db.execute(
+          sql.raw(
+            `select table_schema || '.' || table_name as name from information_schema.tables where table_schema in ('auth', 'admin', 'profile', 'payments') order by 1`,
+          ),
+        ),
+      );
+      const counts: Record<string, number> = {};
+      for (const { name } of tables) counts[name] = rowsOf<{ n: number }>(await db.db.execute(sql.raw(`select count(*)::int as n from ${name}`)))[0]!.n;
+      return counts;
+    } finally {
+      await db.close();
+    }
+  }
+
+  test.skipIf(!testServerUrl)("seeds the development set as each runtime role, marks the database with the stage, and seeds nothing twice", async () => {
+    const target = await freshTarget();
+    const options = {
+      adminUrl: target.url,
+      topology: "single" as const,
+      database: target.database,
+      services: ["auth", "admin", "profile", "payments"].map((name) => ({ name, runtimePassword: password() })),
+      migrationsDir: repositoryMigrations,
+      rolePrefix: prefix,
+      seeds: ["essential", "development"] as SeedSet[],
+      stage: "pr-7",
+    };
+    const first = await migrateStage(options);
+    expect(first.services.map((s) => [s.service, s.seeded])).toEqual([
+      ["auth", ["development"]],
+      ["admin", ["essential"]],
+      ["profile", ["development"]],
+      ["payments", ["development"]],
+    ]);
+    const counts = await countTables(target.url);
+    expect(counts).toMatchObject({
+      "auth.users": 4,
+      "admin.system_config": 3,
+      "profile.user_profiles": 3,
+      "payments.payments": 6,
+      "payments.payment_transactions": 14,
+    });
+    // The events wait in the outboxes for the sweepers (the bus rules do not exist yet during a deploy).
+    expect(counts).toMatchObject({ "auth.outbox": 4, "payments.outbox": 10 });
+    const db = await openDatabase(target.url, { maxConnections: 1 });
+    try {
+      expect(await readStageMarker(db.db)).toBe("pr-7");
+    } finally {
+      await db.close();
+    }
+    await migrateStage(options);
+    expect(await countTables(target.url)).toEqual(counts);
+  });
+
+  test.skipIf(!testServerUrl)("a database marked as production refuses the development set before anything is written", async () => {
+    const target = await freshTarget();
+    const db = await openDatabase(target.url, { maxConnections: 1 });
+    await db.db.execute(sql.raw(`comment on database "${target.database}" is 'enclave stage: production'`));
+    await db.close();
+    const options = {
+      adminUrl: target.url,
+      topology: "single" as const,
+      database: target.database,
+      services: [{ name: "auth", runtimePassword: password() }],
+      migrationsDir: repositoryMigrations,
+      rolePrefix: `${prefix}x`,
+      seeds: ["essential", "development"] as SeedSet[],
+      stage: "pr-8",
+    };
+    await expect(migrateStage(options)).rejects.toThrow(
+      `migrate: the development seed set is refused on production: database ${target.database} is marked as stage production (database comment "enclave stage: production")`,
+    );
+    await expect(migrateStage({ ...options, stage: "production" })).rejects.toThrow(
+      "migrate: the development seed set is refused on production: the stage is production",
+    );
+    expect(await countTables(target.url)).toEqual({});
+    const admin = await openDatabase(testServerUrl as string, { maxConnections: 1 });
+    try {
+      expect(rowsOf(await admin.db.execute(sql.raw(`select rolname from pg_roles where rolname like '${prefix}x%'`)))).toEqual([]);
+    } finally {
+      await admin.close();
+    }
+  });
+
   test("a failing migration fails the invocation and leaves that service's schema untouched", async () => {
     const target = await freshTarget();
     const env = {
@@ -226,8 +331,15 @@ describe.skipIf(!testServerUrl)("migrate function with a database per service", 
       services: services.map((name) => ({ name, runtimePassword: passwords[name] as string })),
       migrationsDir: migrationsRoot(),
       rolePrefix: prefix,
+      stage: "pr-9",
     });
     expect(result.services.map((s) => s.database)).toEqual(services.map((s) => `${prefix}${s}`));
+    // Each database is marked with the stage, by its owner (the administrator does not own it).
+    const markers = await readStageMarkers(
+      admin.db,
+      services.map((s) => `${prefix}${s}`),
+    );
+    expect([...markers.values()]).toEqual(services.map(() => "pr-9"));
     const owners = rowsOf<{ datname: string; owner: string }>(
       await admin.db.execute(sql.raw(`select datname, pg_get_userbyid(datdba) as owner from pg_database where datname like '${prefix}%' order by 1`)),
     );

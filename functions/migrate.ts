@@ -7,13 +7,20 @@ import { readAuthConfig } from "@enclave/auth/config";
 import { authContextFromConfig } from "@enclave/auth/context";
 import { authSeeds } from "@enclave/auth/seed";
 import type { SeedSet, Seeds, ServiceContext } from "@enclave/core";
-import { ConfigError, parseEnv } from "@enclave/core/config";
+import { ConfigError, parseEnv, stageSchema, withSealedSettings } from "@enclave/core/config";
 import { type Database, openDatabase, rowsOf } from "@enclave/core/db/index";
 import { readMigrations } from "@enclave/core/db/migrate";
 import { applyGrants, ensureDatabase, ensureRoles, migrateAsOwner, type ServiceRoles, serviceRoles, type Topology, topologies } from "@enclave/core/db/roles";
 import type { EventBus } from "@enclave/core/events/bus";
 import { generatePrivateJwk } from "@enclave/core/keys";
 import { log } from "@enclave/core/log";
+import { markStage, productionRefusal, readStageMarkers, seedSets } from "@enclave/core/seed";
+import { readPaymentsConfig } from "@enclave/payments/config";
+import { paymentsContextFromConfig } from "@enclave/payments/context";
+import { paymentsSeeds } from "@enclave/payments/seed";
+import { readProfileConfig } from "@enclave/profile/config";
+import { profileContextFromConfig } from "@enclave/profile/context";
+import { profileSeeds } from "@enclave/profile/seed";
 import { sql } from "drizzle-orm";
 import * as z from "zod/mini";
 
@@ -40,9 +47,15 @@ export interface MigrateStageOptions {
   neonWsProxy?: string;
   /** Seed sets to apply after migrating, as each service's runtime role. */
   seeds?: SeedSet[];
+  /**
+   * The stage: its name marks every database it migrates (the `enclave stage: <stage>` comment,
+   * written once), and `production` refuses the development and staging sets.
+   */
   stage?: string;
   /** The development administrator's password (SEED_ADMIN_PASSWORD). */
   seedAdminPassword?: string;
+  /** The staging set's accounts' password (STAGING_SEED_PASSWORD). */
+  stagingSeedPassword?: string;
 }
 
 export interface MigrateStageResult {
@@ -53,13 +66,15 @@ export interface MigrateStageResult {
 
 /**
  * How the migrate function builds a service's context to run its seeds: the service's own
- * config parser over the variables a seed needs (profile and payments have no seeds). It loads the
- * seeds and contexts only, never a service's HTTP routes. Seeds never sign tokens, so the keys are
- * throwaway ones; the database URL is the service's runtime role.
+ * config parser over the variables a seed needs. It loads the seeds and contexts only, never a
+ * service's HTTP routes. Seeds never sign tokens nor call another service (seeded people have
+ * fixed ids), so the keys are throwaway ones; the database URL is the service's runtime role.
  */
 const seedContexts: Record<string, { seeds: Seeds<never>; context(env: Record<string, string>, bus: EventBus): ServiceContext }> = {
   auth: { seeds: authSeeds as Seeds<never>, context: (env, bus) => authContextFromConfig(readAuthConfig(env), { bus }) },
   admin: { seeds: adminSeeds as Seeds<never>, context: (env, bus) => adminContextFromConfig(readAdminConfig(env), { bus }) },
+  profile: { seeds: profileSeeds as Seeds<never>, context: (env, bus) => profileContextFromConfig(readProfileConfig(env), { bus }) },
+  payments: { seeds: paymentsSeeds as Seeds<never>, context: (env, bus) => paymentsContextFromConfig(readPaymentsConfig(env), { bus }) },
 };
 
 const outboxOnly: EventBus = {
@@ -96,7 +111,8 @@ async function seedService(options: MigrateStageOptions, roles: ServiceRoles, ru
     outboxOnly,
   );
   try {
-    for (const set of sets) await seeder.seeds[set]!(context as never, { adminPassword: options.seedAdminPassword ?? "enclave-admin-dev" });
+    const seedOptions = { adminPassword: options.seedAdminPassword ?? "enclave-admin-dev", stagingPassword: options.stagingSeedPassword };
+    for (const set of sets) await seeder.seeds[set]!(context as never, seedOptions);
   } finally {
     await (await context.database()).close();
   }
@@ -111,6 +127,8 @@ export function databaseUrl(adminUrl: string, database: string): string {
 }
 
 export async function migrateStage(options: MigrateStageOptions): Promise<MigrateStageResult> {
+  const byStage = productionRefusal(options.seeds ?? [], { stage: options.stage, where: "the stage" });
+  if (byStage) throw new Error(`migrate: ${byStage}`);
   const plans = options.services.map((s) => ({
     roles: serviceRoles(s.name, {
       topology: options.topology,
@@ -131,6 +149,13 @@ export async function migrateStage(options: MigrateStageOptions): Promise<Migrat
   const opened = new Map<string, Database>();
   try {
     const adminDatabase = rowsOf<{ name: string }>(await admin.db.execute(sql`select current_database() as name`))[0]?.name;
+    // Before anything is written: a database that holds production data refuses demo data and
+    // accounts, whatever this stage is called (a branch of production keeps its marker).
+    const markers = await readStageMarkers(admin.db, [...new Set(plans.map((p) => p.roles.database))]);
+    for (const [database, marker] of markers) {
+      const refusal = productionRefusal(options.seeds ?? [], { marker, where: `database ${database}` });
+      if (refusal) throw new Error(`migrate: ${refusal}`);
+    }
     await ensureRoles(admin.db, plans);
     const databaseOf = async (roles: ServiceRoles): Promise<Database> => {
       if (roles.database === adminDatabase) return admin;
@@ -143,12 +168,23 @@ export async function migrateStage(options: MigrateStageOptions): Promise<Migrat
       return database;
     };
     const results: MigrateStageResult["services"] = [];
+    const marked = new Set<string>();
     for (const { roles, runtimePassword } of plans) {
       const database = await databaseOf(roles);
       // The owner needs CREATE on a shared database before it can create its schema.
       if (options.topology === "single") await applyGrants(database.db, roles, options.topology);
       const { applied } = await migrateAsOwner(database.db, roles, join(options.migrationsDir, roles.service));
       await applyGrants(database.db, roles, options.topology);
+      if (options.stage && !marked.has(roles.database)) {
+        // Only the database's owner may comment on it: the service's owner, or (one shared database) the administrator.
+        if (options.topology === "per-service") {
+          await database.db.transaction(async (tx) => {
+            await tx.execute(sql.raw(`set local role "${roles.owner.replaceAll('"', '""')}"`));
+            await markStage(tx, options.stage as string);
+          });
+        } else await markStage(database.db, options.stage);
+        marked.add(roles.database);
+      }
       const seeded = await seedService(options, roles, runtimePassword);
       log("info", "service migrated", { service: roles.service, database: roles.database, applied, seeded });
       results.push({ service: roles.service, database: roles.database, applied, seeded });
@@ -171,10 +207,11 @@ const migrateEnv = z.object({
   /** Tests only: namespace roles and databases on a shared server, reach it through a local proxy. */
   MIGRATE_ROLE_PREFIX: z.optional(z.string().check(z.regex(/^[a-z][a-z0-9_]{0,20}$/))),
   NEON_WS_PROXY: z.optional(z.string()),
-  /** Comma-separated seed sets: `essential`, `development`. */
-  MIGRATE_SEEDS: z._default(z.string().check(z.regex(/^((essential|development)(,(essential|development))*)?$/)), ""),
-  STAGE: z.optional(z.string()),
+  /** Comma-separated seed sets: `essential`, `development`, `staging`, `production`. */
+  MIGRATE_SEEDS: z._default(z.string().check(z.regex(new RegExp(`^((${seedSets.join("|")})(,(${seedSets.join("|")}))*)?$`))), ""),
+  STAGE: z.optional(stageSchema),
   SEED_ADMIN_PASSWORD: z.optional(z.string().check(z.minLength(8))),
+  STAGING_SEED_PASSWORD: z.optional(z.string().check(z.minLength(12))),
 });
 
 /** Options from the function's environment: `<SERVICE>_RUNTIME_PASSWORD` per service. */
@@ -185,6 +222,9 @@ export function migrateOptionsFromEnv(env: Record<string, string | undefined>): 
       "migrate: MIGRATE_DATABASE names the one shared database of the single topology; with MIGRATE_TOPOLOGY=per-service each service has its own database, so leave it unset",
     ]);
   }
+  const seeds = config.MIGRATE_SEEDS ? (config.MIGRATE_SEEDS.split(",") as SeedSet[]) : [];
+  const refusal = productionRefusal(seeds, { stage: config.STAGE, where: "STAGE" });
+  if (refusal) throw new ConfigError([`migrate: MIGRATE_SEEDS: ${refusal}`]);
   const services = config.MIGRATE_SERVICES.split(",").map((name) => {
     const runtimePassword = env[`${name.toUpperCase()}_RUNTIME_PASSWORD`];
     if (!runtimePassword) throw new Error(`Invalid configuration:\n  - ${name.toUpperCase()}_RUNTIME_PASSWORD is required`);
@@ -199,16 +239,18 @@ export function migrateOptionsFromEnv(env: Record<string, string | undefined>): 
     migrationsDir: config.MIGRATIONS_DIR ?? join(config.LAMBDA_TASK_ROOT ?? process.cwd(), "migrations"),
     ...(config.MIGRATE_ROLE_PREFIX ? { rolePrefix: config.MIGRATE_ROLE_PREFIX } : {}),
     ...(config.NEON_WS_PROXY ? { neonWsProxy: config.NEON_WS_PROXY } : {}),
-    seeds: config.MIGRATE_SEEDS ? (config.MIGRATE_SEEDS.split(",") as SeedSet[]) : [],
+    seeds,
     ...(config.STAGE ? { stage: config.STAGE } : {}),
     ...(config.SEED_ADMIN_PASSWORD ? { seedAdminPassword: config.SEED_ADMIN_PASSWORD } : {}),
+    ...(config.STAGING_SEED_PASSWORD ? { stagingSeedPassword: config.STAGING_SEED_PASSWORD } : {}),
   };
 }
 
 export const handler = async (): Promise<MigrateStageResult> => {
   const started = performance.now();
   try {
-    const result = await migrateStage(migrateOptionsFromEnv(process.env));
+    // The administrator's URL and the runtime passwords are sealed into the package (SST_KEY_FILE).
+    const result = await migrateStage(migrateOptionsFromEnv(withSealedSettings(process.env)));
     log("info", "stage migrated", { schema: result.schema, ms: Math.round(performance.now() - started) });
     return result;
   } catch (error) {

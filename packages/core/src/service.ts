@@ -8,6 +8,8 @@ export type SeedSet = "essential" | "development" | "staging" | "production";
 export interface SeedOptions {
   /** Password of the development administrator (SEED_ADMIN_PASSWORD). */
   adminPassword: string;
+  /** Password of the staging set's accounts (STAGING_SEED_PASSWORD); without it they get unusable random ones. */
+  stagingPassword?: string | undefined;
 }
 
 /** A service's seed sets: what the local runtime and the migrate function apply per stage. */

@@ -3,13 +3,13 @@ import type { ProfileContext } from "./context";
 import { profileJobs } from "./jobs";
 import { profileManifest } from "./manifest";
 import { createProfileApp } from "./routes";
+import { profileSeeds } from "./seed";
 
 export const profileService = defineService<ProfileContext>({
   manifest: profileManifest,
   jobs: profileJobs,
   createApp: createProfileApp,
-  // Profiles come from user.registered (seeded users included): nothing to seed here.
-  seeds: {},
+  seeds: profileSeeds,
 });
 
 export type { ProfileContext } from "./context";
