@@ -44,7 +44,7 @@ export type ContextOverrides = Pick<ContextOptions, "database" | "bus" | "verifi
  * against the auth keys, and, where SERVICE_PUBLIC_JWKS is set, service tokens addressed to
  * this service by name.
  */
-export function verifierFromConfig(config: CommonConfig, userKeys?: JSONWebKeySet): TokenVerifier {
+export function verifierFromConfig(config: CommonConfig, userKeys?: JSONWebKeySet, tenant?: string): TokenVerifier {
   const serviceTokens = config.SERVICE_PUBLIC_JWKS
     ? createServiceTokenVerifier({ audience: config.service, jwks: JSON.parse(config.SERVICE_PUBLIC_JWKS) })
     : undefined;
@@ -55,6 +55,7 @@ export function verifierFromConfig(config: CommonConfig, userKeys?: JSONWebKeySe
       userKeys ??
       (config.AUTH_PUBLIC_JWKS ? JSON.parse(config.AUTH_PUBLIC_JWKS) : new URL(config.AUTH_JWKS_URL ?? "http://localhost:3000/auth/.well-known/jwks.json")),
     ...(serviceTokens ? { serviceTokens } : {}),
+    ...(tenant ? { tenant } : {}),
   });
 }
 
