@@ -1,6 +1,7 @@
-import { deadLetterQueue, type FunctionContext, serviceFunction } from "./functions";
+import { deadLetterQueue } from "./dead-letters";
+import { type FunctionContext, serviceFunction } from "./functions";
 import type { DeploymentPlan, ServiceDeployment } from "./plan";
-import { deadLetterRetentionSeconds, retries } from "./sizing";
+import { retries } from "./sizing";
 
 /**
  * One EventBridge Scheduler schedule and one function per declared cron (outbox sweepers, due
@@ -10,7 +11,7 @@ import { deadLetterRetentionSeconds, retries } from "./sizing";
 export function scheduleServices(plan: DeploymentPlan, deployments: ServiceDeployment[], context: FunctionContext, enabled: boolean) {
   return plan.crons.map((planned) => {
     const deployment = deployments.find((d) => d.manifest.name === planned.service)!;
-    const dlq = deadLetterQueue(`${planned.resource}Dlq`, deadLetterRetentionSeconds);
+    const { queue: dlq, alarm } = deadLetterQueue(planned, context.alarms);
     const fn = serviceFunction(planned, deployment, context, { deadLetterQueue: dlq });
     // Component names are unique across the app: the schedule is named after its function.
     const cron = new sst.aws.CronV2(`${planned.resource}Schedule`, {
@@ -20,6 +21,6 @@ export function scheduleServices(plan: DeploymentPlan, deployments: ServiceDeplo
       dlq: dlq.arn,
       enabled,
     });
-    return { planned, fn, dlq, cron };
+    return { planned, fn, dlq, alarm, cron };
   });
 }

@@ -1,4 +1,4 @@
-import { parsePrivateJwk, publicJwksJson } from "@enclave/core/keys";
+import { parseSigningKeys, publicJwksJson } from "@enclave/core/keys";
 import type { ServiceDeployment } from "./plan";
 
 /**
@@ -12,6 +12,22 @@ export const secretVariables = {
   ServiceSigningKey: "SERVICE_SIGNING_KEY",
 } as const;
 export type ServiceSecret = keyof typeof secretVariables;
+
+/**
+ * Variables that carry a secret: a private key, a database URL with its password, the migrate
+ * function's administrator URL and runtime passwords. The deployment never sets them in a
+ * function's configuration (readable by anyone who may read the function's settings): it seals
+ * them into the function's package (infra/functions.ts, `sealedLinks`), where the functions'
+ * configuration reads them (core's withSealedSettings).
+ */
+export function isSealedVariable(name: string): boolean {
+  return (
+    name.endsWith("_DATABASE_URL") ||
+    name.endsWith("_RUNTIME_PASSWORD") ||
+    name === "MIGRATE_ADMIN_URL" ||
+    (Object.values(secretVariables) as string[]).includes(name)
+  );
+}
 
 /** The values a service function's environment is made of (strings here, deploy-time outputs in infra). */
 export interface EnvironmentValues<T> {
@@ -60,9 +76,11 @@ export function functionEnvironment<T>(deployment: ServiceDeployment, values: En
  * key, and the key in the secret is the one that signs them.
  */
 export function publicJwks(secretName: string, privateJwkJson: string): string {
-  const jwk = parsePrivateJwk(secretName, privateJwkJson);
-  if (!(JSON.parse(privateJwkJson) as { kid?: unknown }).kid) {
+  // During a rotation the secret is {"keys": [...]}: every key is published, the first signs.
+  const { keys } = parseSigningKeys(secretName, privateJwkJson);
+  const given = JSON.parse(privateJwkJson) as { kid?: unknown; keys?: { kid?: unknown }[] };
+  if (!(given.keys ?? [given]).every((key) => key.kid)) {
     throw new Error(`${secretName} must be a P-256 private JWK with kid, x, y and d (npx tsx infra/keygen.ts prints one)`);
   }
-  return publicJwksJson(jwk);
+  return publicJwksJson(...keys);
 }

@@ -1,4 +1,4 @@
-import { functionEnvironment } from "./environment";
+import { functionEnvironment, isSealedVariable } from "./environment";
 import type { PlannedFunction, ServiceDeployment } from "./plan";
 import type { Secrets } from "./secrets";
 import { architecture, nodejs, retries, runtime } from "./sizing";
@@ -16,6 +16,44 @@ export interface FunctionContext {
   apiUrl: $util.Output<string>;
   /** Digest of the migrations the migrate function applied: makes functions deploy after it. */
   schemaVersion: $util.Output<string>;
+  /** Where every dead-letter queue's alarm notifies (infra/dead-letters.ts). */
+  alarms: sst.aws.SnsTopic;
+  /** The stage's sealed variables, one linked resource each (`sealedLinks`). */
+  sealed: SealedLinks;
+}
+
+export type SealedLinks = Map<string, sst.Linkable<{ variable: string; value: $util.Output<string> }>>;
+
+const pascal = (variable: string) =>
+  variable
+    .toLowerCase()
+    .split("_")
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join("");
+
+/**
+ * A function's variables split into what goes in its configuration and what is sealed into its
+ * package. Each secret variable becomes one linked resource, `Sealed<Variable>` with properties
+ * `{variable, value}`, shared by every function that needs it: SST encrypts a function's links
+ * into `resource.enc` in its package (AES-256-GCM; the key is the function's SST_KEY), and core's
+ * withSealedSettings gives them back to the function's configuration as the same variables.
+ */
+export function sealedLinks(variables: Record<string, $util.Input<string>>, sealed: SealedLinks) {
+  const environment: Record<string, $util.Input<string>> = {};
+  const link: sst.Linkable<{ variable: string; value: $util.Output<string> }>[] = [];
+  for (const [name, value] of Object.entries(variables)) {
+    if (!isSealedVariable(name)) {
+      environment[name] = value;
+      continue;
+    }
+    let linkable = sealed.get(name);
+    if (!linkable) {
+      linkable = new sst.Linkable(`Sealed${pascal(name)}`, { properties: { variable: name, value: $util.secret(value) } });
+      sealed.set(name, linkable);
+    }
+    link.push(linkable);
+  }
+  return { environment, link };
 }
 
 export function serviceEnvironment(deployment: ServiceDeployment, context: FunctionContext, job?: string): Record<string, $util.Input<string>> {
@@ -50,6 +88,7 @@ export function serviceFunction(
   options: { deadLetterQueue?: sst.aws.Queue } = {},
 ) {
   const dlq = options.deadLetterQueue;
+  const { environment, link } = sealedLinks(serviceEnvironment(deployment, context, planned.kind === "api" ? undefined : planned.name), context.sealed);
   return new sst.aws.Function(planned.resource, {
     description: `${planned.service} ${planned.kind === "api" ? "API" : `${planned.kind} ${planned.name}`}`,
     handler: planned.handler,
@@ -58,9 +97,9 @@ export function serviceFunction(
     memory: planned.sizing.memory,
     timeout: planned.sizing.timeout,
     nodejs,
-    environment: serviceEnvironment(deployment, context, planned.kind === "api" ? undefined : planned.name),
-    // The bus link grants PutEvents on this stage's bus and nothing else.
-    link: [context.bus],
+    environment,
+    // The bus link grants PutEvents on this stage's bus and nothing else; the others are sealed variables.
+    link: [context.bus, ...link],
     ...(dlq
       ? {
           retries: retries.functionAttempts,
@@ -73,16 +112,5 @@ export function serviceFunction(
           },
         }
       : {}),
-  });
-}
-
-/** A dead-letter queue that keeps messages for 14 days. */
-export function deadLetterQueue(name: string, retentionSeconds: number) {
-  return new sst.aws.Queue(name, {
-    transform: {
-      queue: (args) => {
-        args.messageRetentionSeconds = retentionSeconds;
-      },
-    },
   });
 }

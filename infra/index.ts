@@ -2,8 +2,9 @@ import { createApi, routeServices } from "./api";
 import { createBus } from "./bus";
 import { scheduleServices } from "./crons";
 import { createDatabase } from "./database";
+import { createAlarmTopic } from "./dead-letters";
 import { publicJwks } from "./environment";
-import type { FunctionContext } from "./functions";
+import type { FunctionContext, SealedLinks } from "./functions";
 import { declaredJobs } from "./jobs";
 import { createMigrations } from "./migrate";
 import { planDeployment } from "./plan";
@@ -24,8 +25,10 @@ export async function deploy() {
   const secrets = createSecrets();
   const database = createDatabase(settings, plan.services, secrets);
   const bus = createBus();
-  const migrations = createMigrations(database, plan.services, settings);
+  const sealed: SealedLinks = new Map();
+  const migrations = createMigrations(database, plan.services, settings, sealed);
   const api = createApi();
+  const alarms = createAlarmTopic();
 
   const context: FunctionContext = {
     bus,
@@ -35,6 +38,8 @@ export async function deploy() {
     servicePublicJwks: secrets.ServiceSigningKey.value.apply((value) => publicJwks("ServiceSigningKey", value)),
     apiUrl: api.url,
     schemaVersion: migrations.schemaVersion,
+    alarms,
+    sealed,
   };
   routeServices(api, plan, deployedServices, context);
   subscribeServices(bus, plan, deployedServices, context);
@@ -42,6 +47,7 @@ export async function deploy() {
 
   return {
     api: api.url,
+    alarms: alarms.arn,
     neonBranch: database.branchId,
     topology: settings.topology,
     schema: migrations.schemaVersion,

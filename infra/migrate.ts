@@ -1,4 +1,5 @@
 import type { StageDatabase } from "./database";
+import { type SealedLinks, sealedLinks } from "./functions";
 import { architecture, defaultSizing, nodejs, runtime } from "./sizing";
 import type { StageSettings } from "./stage";
 
@@ -10,7 +11,7 @@ import type { StageSettings } from "./stage";
  * Service functions take the resulting schema digest as a variable, so they are updated only
  * after the migrations succeeded.
  */
-export function createMigrations(database: StageDatabase, services: string[], settings: StageSettings) {
+export function createMigrations(database: StageDatabase, services: string[], settings: StageSettings, sealed: SealedLinks) {
   const { topology, singleDatabase } = settings;
   const environment: Record<string, $util.Input<string>> = {
     STAGE: $app.stage,
@@ -25,6 +26,8 @@ export function createMigrations(database: StageDatabase, services: string[], se
   if (topology === "single") environment.MIGRATE_DATABASE = singleDatabase;
   for (const service of services) environment[`${service.toUpperCase()}_RUNTIME_PASSWORD`] = database.services[service]!.password;
 
+  // The administrator's URL and the runtime passwords are sealed into the package, not set as variables.
+  const { environment: variables, link } = sealedLinks(environment, sealed);
   const fn = new sst.aws.Function("Migrate", {
     description: "Applies every service's migrations, roles and grants for the stage",
     handler: "functions/migrate.handler",
@@ -34,7 +37,8 @@ export function createMigrations(database: StageDatabase, services: string[], se
     timeout: defaultSizing.migrate.timeout,
     nodejs,
     copyFiles: [{ from: "migrations", to: "migrations" }],
-    environment,
+    environment: variables,
+    link,
     // Invoked synchronously by the deploy: no retries, and never proxied to a laptop by `sst dev`.
     retries: 0,
     dev: false,

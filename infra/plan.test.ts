@@ -8,7 +8,7 @@ import { localServices } from "@enclave/local/services";
 import * as esbuild from "esbuild";
 import { describe, expect, test } from "vitest";
 import { databasePlan, pooledHost, postgresUrl } from "./database-plan";
-import { functionEnvironment, publicJwks } from "./environment";
+import { functionEnvironment, isSealedVariable, publicJwks } from "./environment";
 import { declaredJobs } from "./jobs";
 import { entryFile, planDeployment, type ServiceDeployment } from "./plan";
 import { deployedServices } from "./services";
@@ -201,6 +201,17 @@ describe("function environment", () => {
       expect("SERVICE_SIGNING_KEY" in env).toBe(deployment.secrets?.includes("ServiceSigningKey") ?? false);
       expect(JSON.stringify(env.AUTH_PUBLIC_JWKS)).not.toContain('\\"d\\"');
     }
+  });
+
+  test("every variable that carries a private key or a database password is one the deployment seals", () => {
+    for (const deployment of deployedServices) {
+      const env = environmentOf(deployment) as Record<string, string>;
+      const secret = (value: string) => value.includes(":x@") || value.includes(JSON.parse(authKey).d) || value.includes(JSON.parse(serviceKey).d);
+      const carrying = Object.keys(env).filter((name) => secret(env[name]!));
+      expect(carrying.length, deployment.manifest.name).toBeGreaterThan(0);
+      for (const name of Object.keys(env)) expect(isSealedVariable(name), `${deployment.manifest.name} ${name}`).toBe(carrying.includes(name));
+    }
+    for (const name of ["MIGRATE_ADMIN_URL", "AUTH_RUNTIME_PASSWORD"]) expect(isSealedVariable(name)).toBe(true);
   });
 
   test("each service's configuration accepts exactly what the deployment gives it", async () => {

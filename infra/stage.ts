@@ -23,10 +23,11 @@ export interface StageSettings {
   /**
    * Seed sets the migrate function applies after migrating: `essential` on every stage, plus
    * `development` (the development administrator and its known password) where ENCLAVE_SEED
-   * asks for it, which is the default for preview stages (`pr-<n>`) and `dev`. Production
-   * never gets it.
+   * asks for it, which is the default for preview stages (`pr-<n>`) and `dev`, or `staging`
+   * (ENCLAVE_SEED=staging: a few accounts whose password is STAGING_SEED_PASSWORD). Production
+   * never gets either.
    */
-  seeds: ("essential" | "development")[];
+  seeds: ("essential" | "development" | "staging")[];
   /** Neon compute size range of non-production branches (compute units). */
   computeUnits: { min: number; max: number };
   /** Seconds of inactivity before a non-production branch's compute suspends. */
@@ -70,10 +71,12 @@ function yesOrNo(name: string, value: string | undefined): boolean {
 /** Preview stages and `dev` get the development seed unless ENCLAVE_SEED=essential. */
 function seedSets(stage: string, production: boolean, value: string | undefined): StageSettings["seeds"] {
   const chosen = value || (stage === "dev" || /^pr-\d+$/.test(stage) ? "development" : "essential");
-  if (chosen !== "essential" && chosen !== "development") throw new Error(`ENCLAVE_SEED must be essential or development (got "${value}")`);
+  if (chosen !== "essential" && chosen !== "development" && chosen !== "staging")
+    throw new Error(`ENCLAVE_SEED must be essential or development or staging (got "${value}")`);
   if (chosen === "development" && production)
     throw new Error("ENCLAVE_SEED=development is refused on production: it creates an administrator with a known password");
-  return chosen === "development" ? ["essential", "development"] : ["essential"];
+  if (chosen === "staging" && production) throw new Error("ENCLAVE_SEED=staging is refused on production: it creates test accounts");
+  return chosen === "essential" ? ["essential"] : ["essential", chosen];
 }
 
 function cronsSetting(value: string | undefined): boolean {

@@ -1,6 +1,7 @@
-import { deadLetterQueue, type FunctionContext, serviceFunction } from "./functions";
+import { deadLetterQueue } from "./dead-letters";
+import { type FunctionContext, serviceFunction } from "./functions";
 import type { DeploymentPlan, ServiceDeployment } from "./plan";
-import { deadLetterRetentionSeconds, retries } from "./sizing";
+import { retries } from "./sizing";
 
 /**
  * One EventBridge rule and one function per declared subscription, with its pattern
@@ -10,7 +11,7 @@ import { deadLetterRetentionSeconds, retries } from "./sizing";
 export function subscribeServices(bus: sst.aws.Bus, plan: DeploymentPlan, deployments: ServiceDeployment[], context: FunctionContext) {
   return plan.subscriptions.map((planned) => {
     const deployment = deployments.find((d) => d.manifest.name === planned.service)!;
-    const dlq = deadLetterQueue(`${planned.resource}Dlq`, deadLetterRetentionSeconds);
+    const { queue: dlq, alarm } = deadLetterQueue(planned, context.alarms);
     const fn = serviceFunction(planned, deployment, context, { deadLetterQueue: dlq });
     const subscriber = bus.subscribe(planned.resource, fn.arn, {
       transform: {
@@ -43,6 +44,6 @@ export function subscribeServices(bus: sst.aws.Bus, plan: DeploymentPlan, deploy
         ],
       }),
     });
-    return { planned, fn, dlq, subscriber };
+    return { planned, fn, dlq, alarm, subscriber };
   });
 }

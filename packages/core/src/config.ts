@@ -1,20 +1,10 @@
 import * as z from "zod/mini";
+import { ConfigError } from "./config-error";
 import { driverFor } from "./db/index";
 import { isPrivateJwkJson, isPublicJwksJson } from "./keys";
+import { withSealedSettings } from "./sealed-settings";
 
-export class ConfigError extends Error {
-  /**
-   * `service` is the service whose configuration this is, when known: one process may read
-   * several (the local runtime reads every service's), and a variable alone does not say whose.
-   */
-  constructor(
-    readonly problems: string[],
-    readonly service?: string,
-  ) {
-    super(`Invalid ${service ? `${service} ` : ""}configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-    this.name = "ConfigError";
-  }
-}
+export { ConfigError, withSealedSettings };
 
 type Env = Record<string, string | undefined>;
 
@@ -55,6 +45,15 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
+function sealedSettingsOf(service: string, env: Env): Env {
+  try {
+    return withSealedSettings(env);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ConfigError(error.problems, service);
+    throw error;
+  }
+}
+
 /** `<SERVICE>_DATABASE_URL`, falling back to `DATABASE_URL`. */
 export function databaseUrlFor(service: string, env: Env): string | undefined {
   return env[`${service.toUpperCase()}_DATABASE_URL`] || env.DATABASE_URL || undefined;
@@ -86,9 +85,10 @@ export type CommonConfig = z.output<typeof commonEnv> & { service: string; datab
 export const privateJwkVariable = z.string().check(z.refine(isPrivateJwkJson, "must be a P-256 private JWK (JSON)"));
 
 /** Parses the variables every service reads; each service's config.ts calls this with process.env. */
-export function parseCommonConfig(service: string, env: Env): CommonConfig {
+export function parseCommonConfig(service: string, plainEnv: Env): CommonConfig {
   // Every problem at once, so one failed start-up shows everything to fix.
   const problems: string[] = [];
+  const env = sealedSettingsOf(service, plainEnv);
   let common: z.output<typeof commonEnv> | undefined;
   try {
     common = parseEnv(commonEnv, env);
@@ -116,8 +116,9 @@ export function parseCommonConfig(service: string, env: Env): CommonConfig {
  * The variables every service reads plus the service's own schema, every problem of both
  * reported at once and named after the service: what a service's config.ts calls.
  */
-export function parseServiceConfig<S extends z.ZodMiniObject>(service: string, schema: S, env: Env): CommonConfig & z.infer<S> {
+export function parseServiceConfig<S extends z.ZodMiniObject>(service: string, schema: S, plainEnv: Env): CommonConfig & z.infer<S> {
   const problems: string[] = [];
+  const env = sealedSettingsOf(service, plainEnv);
   const attempt = <T>(parse: () => T): T | undefined => {
     try {
       return parse();

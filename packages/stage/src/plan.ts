@@ -52,6 +52,7 @@ export function formatPlan(model: StageModel): string {
           : ""),
     );
     lines.push(`    env ${Object.keys(fn.environment).sort().join(", ")}`);
+    if (fn.sealed.length > 0) lines.push(`    sealed in its package ${fn.sealed.join(", ")}`);
   }
 
   lines.push("", `API routes (${model.routes.length})`);
@@ -76,6 +77,16 @@ export function formatPlan(model: StageModel): string {
 
   lines.push("", `Queues (${model.queues.length})`);
   for (const queue of model.queues) lines.push(`  ${queue.name}${queue.retentionSeconds ? ` keeps messages ${queue.retentionSeconds / 86_400} days` : ""}`);
+
+  lines.push("", `Alarms (${model.alarms.length})`);
+  const topicName = (arn: string) => model.topics.find((t) => t.arn === arn)?.name ?? arn;
+  for (const alarm of model.alarms) {
+    const subject = Object.values(alarm.dimensions).join(", ");
+    const operator = alarm.comparisonOperator === "GreaterThanThreshold" ? ">" : alarm.comparisonOperator;
+    lines.push(
+      `  ${alarm.metricName} ${operator} ${alarm.threshold} on ${subject} (${alarm.evaluationPeriods} × ${alarm.periodSeconds} s) → ${alarm.alarmActions.map(topicName).join(", ") || "no action"}`,
+    );
+  }
 
   lines.push("", "Outputs");
   for (const [key, value] of Object.entries(model.outputs)) if (!key.startsWith("_")) lines.push(`  ${key}: ${JSON.stringify(value)}`);

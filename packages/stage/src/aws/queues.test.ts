@@ -42,6 +42,23 @@ describe("queues", () => {
     expect(new Queues({ dir }).messages(DLQ)).toEqual([second]);
   });
 
+  test("a received message is hidden until its visibility timeout ends; only its latest receipt deletes it", () => {
+    const queues = new Queues({ dir: tempDir(), queues: [DLQ] });
+    const message = queues.send(DLQ, "one");
+    const [first] = queues.receive(DLQ, { max: 10, visibilityTimeoutSeconds: 30 }, 1_000);
+    expect(first).toMatchObject({ message: { messageId: message.messageId, body: "one" }, receiveCount: 1 });
+    expect(queues.counts(DLQ, 1_000)).toEqual({ visible: 0, notVisible: 1 });
+    expect(queues.receive(DLQ, { max: 10 }, 30_999)).toEqual([]);
+    const [second] = queues.receive(DLQ, { max: 10 }, 31_000);
+    expect(second?.receiveCount).toBe(2);
+    expect(queues.deleteReceived(DLQ, first!.receiptHandle)).toBe(false);
+    expect(queues.changeVisibility(DLQ, second!.receiptHandle, 0, 31_000)).toBe(true);
+    expect(queues.counts(DLQ, 31_000)).toEqual({ visible: 1, notVisible: 0 });
+    const [third] = queues.receive(DLQ, {}, 31_000);
+    expect(queues.deleteReceived(DLQ, third!.receiptHandle)).toBe(true);
+    expect(queues.messages(DLQ)).toEqual([]);
+  });
+
   test("a name that is not an SQS queue name is refused", () => {
     const queues = new Queues({ dir: tempDir() });
     expect(() => queues.send("../escape", "x")).toThrow(/not an SQS queue name/);

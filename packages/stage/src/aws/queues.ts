@@ -65,6 +65,21 @@ interface StoredQueue {
   name: string;
   arn: string;
   messages: QueueMessage[];
+  tags?: Record<string, string>;
+}
+
+/** A message handed out by `receive`: hidden from other receivers until its visibility timeout ends. */
+export interface ReceivedMessage {
+  message: QueueMessage;
+  receiptHandle: string;
+  receiveCount: number;
+}
+
+/** What SQS keeps per message beyond its body: when it shows again, how often it was received, its latest receipt. */
+interface Visibility {
+  visibleAt: number;
+  receiveCount: number;
+  receiptHandle?: string;
 }
 
 // SQS's own rule for names; it also keeps a name from leaving `dir`.
@@ -73,6 +88,7 @@ const QUEUE_NAME = /^[A-Za-z0-9_-]{1,80}(\.fifo)?$/;
 export class Queues {
   private readonly stored = new Map<string, StoredQueue>();
   private readonly redriving = new Set<string>();
+  private readonly visibility = new Map<string, Visibility>();
   private readonly scope: AwsScope;
 
   constructor(private readonly options: QueuesOptions) {
@@ -86,9 +102,80 @@ export class Queues {
     for (const ref of options.queues ?? []) this.declare(ref);
   }
 
-  /** Makes a queue exist (idempotent). */
-  declare(ref: string): QueueInfo {
-    return this.info(this.queue(ref));
+  /** Makes a queue exist (idempotent), with the tags the stage gave it. */
+  declare(ref: string, tags?: Record<string, string>): QueueInfo {
+    const queue = this.queue(ref);
+    if (tags) {
+      queue.tags = { ...tags };
+      this.save(queue);
+    }
+    return this.info(queue);
+  }
+
+  tags(ref: string): Record<string, string> {
+    return { ...(this.existing(ref).tags ?? {}) };
+  }
+
+  /** True when the queue exists (by name, ARN or URL). */
+  has(ref: string): boolean {
+    return this.stored.has(this.name(ref));
+  }
+
+  /** SQS's approximate counts: messages that can be received now, and those received and not yet deleted. */
+  counts(ref: string, now = Date.now()): { visible: number; notVisible: number } {
+    const messages = this.existing(ref).messages;
+    const notVisible = messages.filter((m) => (this.visibility.get(m.messageId)?.visibleAt ?? 0) > now).length;
+    return { visible: messages.length - notVisible, notVisible };
+  }
+
+  /**
+   * ReceiveMessage: up to `max` visible messages, oldest first, each hidden for
+   * `visibilityTimeoutSeconds` under a new receipt handle (the only handle that deletes it).
+   */
+  receive(ref: string, options: { max?: number; visibilityTimeoutSeconds?: number } = {}, now = Date.now()): ReceivedMessage[] {
+    const queue = this.existing(ref);
+    const received: ReceivedMessage[] = [];
+    for (const message of queue.messages) {
+      if (received.length >= (options.max ?? 1)) break;
+      const state = this.visibility.get(message.messageId) ?? { visibleAt: 0, receiveCount: 0 };
+      if (state.visibleAt > now) continue;
+      state.receiveCount += 1;
+      state.visibleAt = now + (options.visibilityTimeoutSeconds ?? 30) * 1000;
+      state.receiptHandle = `${message.messageId}#${randomUUID()}`;
+      this.visibility.set(message.messageId, state);
+      received.push({ message: { ...message }, receiptHandle: state.receiptHandle, receiveCount: state.receiveCount });
+    }
+    return received;
+  }
+
+  /** DeleteMessage by receipt handle; false when the handle is not the message's latest. */
+  deleteReceived(ref: string, receiptHandle: string): boolean {
+    const messageId = this.receiptOwner(ref, receiptHandle);
+    if (!messageId) return false;
+    this.visibility.delete(messageId);
+    return this.delete(ref, messageId);
+  }
+
+  /** ChangeMessageVisibility: 0 makes a received message visible again at once. */
+  changeVisibility(ref: string, receiptHandle: string, seconds: number, now = Date.now()): boolean {
+    const messageId = this.receiptOwner(ref, receiptHandle);
+    const state = messageId ? this.visibility.get(messageId) : undefined;
+    if (!state) return false;
+    state.visibleAt = now + seconds * 1000;
+    return true;
+  }
+
+  private receiptOwner(ref: string, receiptHandle: string): string | undefined {
+    const messageId = receiptHandle.split("#")[0] ?? "";
+    const queue = this.existing(ref);
+    if (!queue.messages.some((m) => m.messageId === messageId)) return undefined;
+    return this.visibility.get(messageId)?.receiptHandle === receiptHandle ? messageId : undefined;
+  }
+
+  private existing(ref: string): StoredQueue {
+    const queue = this.stored.get(this.name(ref));
+    if (!queue) throw new QueueDoesNotExist(ref);
+    return queue;
   }
 
   queues(): QueueInfo[] {
@@ -200,6 +287,13 @@ export class Queues {
     const file = join(this.options.dir, `${queue.name}.json`);
     writeFileSync(`${file}.tmp`, JSON.stringify(queue, null, 2));
     renameSync(`${file}.tmp`, file);
+  }
+}
+
+export class QueueDoesNotExist extends Error {
+  constructor(ref: string) {
+    super(`The specified queue does not exist: ${ref}`);
+    this.name = "QueueDoesNotExist";
   }
 }
 

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { createCipheriv } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -36,7 +37,17 @@ export interface CaptureOptions {
 
 export interface Capture extends CaptureDocument {
   /** `Runtime.Build` requests, by function id, with where each build went. */
-  builds: Record<string, { handler: string; out: string; properties: NodeBuildProperties; copyFiles: { from: string; to: string; isDir: boolean }[] }>;
+  builds: Record<
+    string,
+    {
+      handler: string;
+      out: string;
+      properties: NodeBuildProperties;
+      copyFiles: { from: string; to: string; isDir: boolean }[];
+      /** Variables its links seal into its package (`resource.enc`). */
+      sealed: string[];
+    }
+  >;
 }
 
 const entrySource = (configFile: string, mocksFile: string) => `
@@ -117,6 +128,18 @@ async function bundleProgram(work: string, app: AppSettings): Promise<string> {
   return outfile;
 }
 
+/**
+ * What the CLI adds to every build that has an encryption key: the function's links as JSON,
+ * sealed with AES-256-GCM under that key with a zero nonce (the tag appended), in
+ * `resource.enc` beside the handler, so the package carries them and the configuration only the
+ * key (SST_KEY).
+ */
+export function writeSealedLinks(out: string, keyBase64: string, links: unknown): void {
+  const cipher = createCipheriv("aes-256-gcm", Buffer.from(keyBase64, "base64"), Buffer.alloc(12));
+  const sealed = Buffer.concat([cipher.update(JSON.stringify(links), "utf8"), cipher.final(), cipher.getAuthTag()]);
+  writeFileSync(join(out, "resource.enc"), sealed);
+}
+
 interface RpcHandlers {
   [method: string]: (params: Record<string, unknown>) => Promise<unknown>;
 }
@@ -156,11 +179,15 @@ export async function captureStage(options: CaptureOptions): Promise<Capture> {
       const properties = (input.properties ?? {}) as NodeBuildProperties;
       try {
         const built = await buildFunction({ root, handler: String(input.handler), properties, out });
+        if (input.encryptionKey) writeSealedLinks(out, String(input.encryptionKey), input.links ?? {});
         builds[functionId] = {
           handler: String(input.handler),
           out,
           properties,
           copyFiles: (input.copyFiles ?? []) as Capture["builds"][string]["copyFiles"],
+          sealed: Object.values((input.links ?? {}) as Record<string, { variable?: unknown }>)
+            .flatMap((link) => (typeof link?.variable === "string" ? [link.variable] : []))
+            .sort(),
         };
         return { handler: built.handler, out, errors: [], sourcemaps: [] };
       } catch (error) {

@@ -77,6 +77,15 @@ async function rpc<T>(method: string, params: unknown): Promise<T> {
   return answer.result as T;
 }
 
+/**
+ * A value without Pulumi's secret wrapper. A function linked to a secret has secret inputs
+ * (its build, and so its name, depends on the sealed links), and the wrapper is what arrives.
+ */
+const plain = (value: unknown): unknown =>
+  value !== null && typeof value === "object" && (value as Record<string, unknown>)["4dabf18193072939515e22adb298388d"] === "1b47061264138c4ac30d75fd1eb44270"
+    ? (value as { value: unknown }).value
+    : value;
+
 const password = (length: number) => {
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   return Array.from(randomBytes(length), (byte) => alphabet[byte % alphabet.length]).join("");
@@ -148,11 +157,15 @@ export async function runUnderMocks(options: {
         return { id };
       case "neon:index/endpoint:Endpoint":
         return { id, host: neonHost(id) };
+      case "random:index/randomBytes:RandomBytes": {
+        const bytes = randomBytes(Number(inputs.length ?? 32));
+        return { base64: bytes.toString("base64"), hex: bytes.toString("hex") };
+      }
       case "random:index/randomPassword:RandomPassword":
         return { result: password(Number(inputs.length ?? 32)) };
       case "aws:lambda/invocation:Invocation": {
-        const fn = functionsByName.get(String(inputs.functionName));
-        if (!fn) throw new Error(`aws.lambda.Invocation ${name}: no function named ${String(inputs.functionName)} in this stage`);
+        const fn = functionsByName.get(String(plain(inputs.functionName)));
+        if (!fn) throw new Error(`aws.lambda.Invocation ${name}: no function named ${String(plain(inputs.functionName))} in this stage`);
         const result = await rpc<string>("Twin.Invoke", { invocation: name, function: fn, input: inputs.input });
         return { result };
       }
@@ -167,7 +180,7 @@ export async function runUnderMocks(options: {
       const state = { ...inputs, ...(custom === false ? {} : await computed(type, name, inputs, resourceId)) };
       const record: CapturedResource = { type, name, custom: custom !== false, inputs, state };
       document.resources.push(record);
-      if (type === "aws:lambda/function:Function") functionsByName.set(String(state.name), record);
+      if (type === "aws:lambda/function:Function") functionsByName.set(String(plain(state.name)), record);
       return { id: resourceId, state };
     },
     async call({ token, inputs }) {

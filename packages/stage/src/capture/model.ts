@@ -24,6 +24,8 @@ export interface StageFunction {
   /** The package SST uploads: `<work>/artifacts/<component>/code.zip`, and its SHA-256 from the S3 key. */
   codeZip: string;
   codeSha256: string;
+  /** Names of the variables sealed into its package (`resource.enc`), never in `environment`. */
+  sealed: string[];
   /** Asynchronous invocation settings (subscribers, crons, migrate). */
   asyncInvoke?: { maximumRetryAttempts: number; maximumEventAgeInSeconds?: number; onFailureDestination?: string };
 }
@@ -63,6 +65,23 @@ export interface StageQueue {
   arn: string;
   url: string;
   retentionSeconds?: number;
+  tags: Record<string, string>;
+}
+
+export interface StageAlarm {
+  name: string;
+  description?: string;
+  namespace: string;
+  metricName: string;
+  dimensions: Record<string, string>;
+  statistic?: string;
+  comparisonOperator: string;
+  threshold: number;
+  periodSeconds: number;
+  evaluationPeriods: number;
+  treatMissingData?: string;
+  alarmActions: string[];
+  okActions: string[];
 }
 
 export interface StageModel {
@@ -75,6 +94,8 @@ export interface StageModel {
   rules: StageRule[];
   schedules: StageSchedule[];
   queues: StageQueue[];
+  alarms: StageAlarm[];
+  topics: { name: string; arn: string }[];
   neon: {
     projectId?: string;
     /** A branch created for this stage (non-production stages). */
@@ -135,6 +156,7 @@ export function stageFunction(resource: CapturedResource, work: string, invokeCo
     environment: inputs.environment?.variables ?? {},
     codeZip: join(work, "artifacts", key[1]!, "code.zip"),
     codeSha256: key[2]!,
+    sealed: [],
     ...(asyncInvoke ? { asyncInvoke } : {}),
   };
 }
@@ -159,7 +181,10 @@ export function stageModel(capture: Capture, work: string): StageModel {
     }),
   );
 
-  const functions = ofType(capture, "aws:lambda/function:Function").map((r) => stageFunction(r, work, invokeConfigs));
+  const functions = ofType(capture, "aws:lambda/function:Function").map((r) => {
+    const fn = stageFunction(r, work, invokeConfigs);
+    return { ...fn, sealed: capture.builds[fn.component]?.sealed ?? [] };
+  });
 
   const integrations = new Map(
     ofType(capture, "aws:apigatewayv2/integration:Integration").map((r) => {
@@ -212,14 +237,48 @@ export function stageModel(capture: Capture, work: string): StageModel {
   });
 
   const queues = ofType(capture, "aws:sqs/queue:Queue").map((r): StageQueue => {
-    const inputs = r.inputs as { messageRetentionSeconds?: number };
+    const inputs = r.inputs as { messageRetentionSeconds?: number; tags?: Record<string, string> };
     return {
       name: String(r.state.name),
       arn: String(r.state.arn),
       url: String(r.state.url),
       ...(inputs.messageRetentionSeconds ? { retentionSeconds: inputs.messageRetentionSeconds } : {}),
+      tags: inputs.tags ?? {},
     };
   });
+
+  const alarms = ofType(capture, "aws:cloudwatch/metricAlarm:MetricAlarm").map((r): StageAlarm => {
+    const inputs = r.inputs as {
+      alarmDescription?: string;
+      namespace: string;
+      metricName: string;
+      dimensions?: Record<string, string>;
+      statistic?: string;
+      comparisonOperator: string;
+      threshold: number;
+      period: number;
+      evaluationPeriods: number;
+      treatMissingData?: string;
+      alarmActions?: string[];
+      okActions?: string[];
+    };
+    return {
+      name: String(r.state.name ?? r.name),
+      ...(inputs.alarmDescription ? { description: inputs.alarmDescription } : {}),
+      namespace: inputs.namespace,
+      metricName: inputs.metricName,
+      dimensions: inputs.dimensions ?? {},
+      ...(inputs.statistic ? { statistic: inputs.statistic } : {}),
+      comparisonOperator: inputs.comparisonOperator,
+      threshold: inputs.threshold,
+      periodSeconds: inputs.period,
+      evaluationPeriods: inputs.evaluationPeriods,
+      ...(inputs.treatMissingData ? { treatMissingData: inputs.treatMissingData } : {}),
+      alarmActions: inputs.alarmActions ?? [],
+      okActions: inputs.okActions ?? [],
+    };
+  });
+  const topics = ofType(capture, "aws:sns/topic:Topic").map((r) => ({ name: String(r.state.name), arn: String(r.state.arn) }));
 
   const busResource = ofType(capture, "aws:cloudwatch/eventBus:EventBus")[0];
   const branch = ofType(capture, "neon:index/branch:Branch")[0]?.inputs as { name: string; parentId: string; projectId: string } | undefined;
@@ -236,6 +295,8 @@ export function stageModel(capture: Capture, work: string): StageModel {
     rules,
     schedules,
     queues,
+    alarms,
+    topics,
     neon: {
       ...(project?.id ? { projectId: project.id } : {}),
       ...(branch ? { branch: { name: branch.name, parentId: branch.parentId } } : {}),

@@ -1,10 +1,15 @@
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { authManifest } from "@enclave/auth/manifest";
+import { withSealedSettings } from "@enclave/core/config";
 import type { Cron, Subscription } from "@enclave/core/jobs";
 import { localServices } from "@enclave/local/services";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { deadLetterTags } from "../../../../infra/dead-letter-tags";
 import { deployedServices } from "../../../../infra/services";
+import { unpackZip } from "../lambda/zip";
 import type { StageFunction, StageModel } from "./model";
 import { type CapturedStage, captureStageModel } from "./stage";
 
@@ -35,6 +40,51 @@ const environmentOf = (model: StageModel, component: string): Record<string, str
 };
 const serviceOf = (fn: StageFunction) => manifests.find((m) => fn.component.toLowerCase().startsWith(m.name))?.name;
 
+/**
+ * What a function's configuration reads from its package: `resource.enc` from the uploaded zip,
+ * decrypted with the SST_KEY of its configuration by the same code the functions run.
+ */
+async function sealedOf(fn: StageFunction): Promise<Record<string, string>> {
+  const dir = mkdtempSync(join(tmpdir(), "enclave-sealed-"));
+  try {
+    await unpackZip(fn.codeZip, dir);
+    const plain = { SST_KEY: fn.environment.SST_KEY, SST_KEY_FILE: fn.environment.SST_KEY_FILE, LAMBDA_TASK_ROOT: dir };
+    const all = withSealedSettings(plain);
+    return Object.fromEntries(Object.entries(all).filter(([name]) => !(name in plain))) as Record<string, string>;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Nothing secret in any function's configuration, which anyone allowed to read a function's
+ * settings reads: no variable that carries one, no private JWK, no URL with a password, and
+ * none of the secret values the functions' packages hold, anywhere in any value.
+ */
+async function expectNoSecretInConfiguration(model: StageModel) {
+  const secrets = new Set<string>();
+  for (const fn of model.functions) {
+    for (const value of Object.values(await sealedOf(fn))) {
+      secrets.add(value);
+      if (/^postgres(ql)?:\/\//.test(value)) secrets.add(decodeURIComponent(new URL(value).password));
+      if (value.startsWith("{")) {
+        const jwk = JSON.parse(value) as { d?: unknown; keys?: { d?: unknown }[] };
+        for (const key of jwk.keys ?? [jwk]) if (typeof key.d === "string") secrets.add(key.d);
+      }
+    }
+  }
+  expect(secrets.size).toBeGreaterThan(0);
+  for (const fn of model.functions) {
+    for (const [name, value] of Object.entries(fn.environment)) {
+      const where = `${fn.component} ${name}`;
+      expect(name, where).not.toMatch(/_DATABASE_URL$|_SIGNING_KEY$|_RUNTIME_PASSWORD$|^MIGRATE_ADMIN_URL$/);
+      expect(value, where).not.toMatch(/"d"\s*:/);
+      expect(value, where).not.toMatch(/:\/\/[^/@\s]*:[^/@\s]+@/);
+      for (const secret of secrets) expect(value.includes(secret), `${where} holds a sealed value`).toBe(false);
+    }
+  }
+}
+
 describe("a preview stage, a database per service", () => {
   let model: StageModel;
   beforeAll(async () => {
@@ -46,14 +96,16 @@ describe("a preview stage, a database per service", () => {
     expect(model.resourceCount).toBeGreaterThan(150);
   });
 
-  test("the migrate function creates exactly the databases and roles the functions connect to", () => {
+  test("the migrate function creates exactly the databases and roles the functions connect to", async () => {
     const migrate = environmentOf(model, "Migrate");
     expect(migrate.MIGRATE_TOPOLOGY).toBe("per-service");
     expect(migrate.MIGRATE_DATABASE).toBeUndefined();
     expect(migrate.MIGRATE_SERVICES?.split(",")).toEqual(manifests.map((m) => m.name));
+    const migrateSealed = await sealedOf(model.functions.find((f) => f.component === "Migrate")!);
+    expect(new URL(migrateSealed.MIGRATE_ADMIN_URL!).username).toBe("neondb_owner");
     for (const fn of model.functions.filter((f) => f.component !== "Migrate")) {
       const service = serviceOf(fn)!;
-      const urls = Object.entries(fn.environment).filter(([name]) => name.endsWith("_DATABASE_URL"));
+      const urls = Object.entries(await sealedOf(fn)).filter(([name]) => name.endsWith("_DATABASE_URL"));
       // Only its own database: no function can reach another service's data.
       expect(
         urls.map(([name]) => name),
@@ -62,7 +114,7 @@ describe("a preview stage, a database per service", () => {
       const url = new URL(urls[0]![1]);
       expect(url.pathname, fn.component).toBe(`/${service}`);
       expect(url.username).toBe(`${service}_app`);
-      expect(decodeURIComponent(url.password)).toBe(migrate[`${service.toUpperCase()}_RUNTIME_PASSWORD`]);
+      expect(decodeURIComponent(url.password)).toBe(migrateSealed[`${service.toUpperCase()}_RUNTIME_PASSWORD`]);
       expect(url.hostname).toMatch(/-pooler\..*\.neon\.tech$/);
     }
   });
@@ -134,12 +186,52 @@ describe("a preview stage, a database per service", () => {
     }
   });
 
-  test("only auth signs user tokens and only callers of other services sign service tokens", () => {
+  test("only auth signs user tokens and only callers of other services sign service tokens", async () => {
     for (const fn of model.functions.filter((f) => f.component !== "Migrate")) {
-      expect("AUTH_SIGNING_KEY" in fn.environment, fn.component).toBe(serviceOf(fn) === authManifest.name);
-      expect("SERVICE_SIGNING_KEY" in fn.environment, fn.component).toBe(serviceOf(fn) === "payments");
+      const sealed = await sealedOf(fn);
+      expect("AUTH_SIGNING_KEY" in sealed, fn.component).toBe(serviceOf(fn) === authManifest.name);
+      expect("SERVICE_SIGNING_KEY" in sealed, fn.component).toBe(serviceOf(fn) === "payments");
       expect(fn.environment.AUTH_PUBLIC_JWKS).not.toContain('"d"');
     }
+  });
+
+  test("no function's configuration holds a private key or a database password: they are sealed in its package", async () => {
+    const auth = model.functions.find((f) => f.component === "AuthApi")!;
+    expect(auth.sealed).toEqual(["AUTH_DATABASE_URL", "AUTH_SIGNING_KEY"]);
+    expect(Object.keys(await sealedOf(auth)).sort()).toEqual(auth.sealed);
+    expect(JSON.parse((await sealedOf(auth)).AUTH_SIGNING_KEY!)).toMatchObject({ kty: "EC", crv: "P-256", d: expect.any(String) });
+    await expectNoSecretInConfiguration(model);
+  });
+
+  test("every dead-letter queue is tagged with its job and has an alarm on a non-empty queue, notifying the stage's topic", () => {
+    const topic = model.topics.find((t) => t.arn === model.outputs.alarms);
+    expect(topic, "the alarms output names the stage's topic").toBeDefined();
+    const deadLetterArns = new Set([
+      ...model.functions.flatMap((f) => (f.asyncInvoke?.onFailureDestination ? [f.asyncInvoke.onFailureDestination] : [])),
+      ...model.rules.flatMap((r) => r.targets.flatMap((t) => (t.deadLetterArn ? [t.deadLetterArn] : []))),
+      ...model.schedules.flatMap((s) => (s.deadLetterArn ? [s.deadLetterArn] : [])),
+    ]);
+    expect(deadLetterArns.size).toBe(subscriptionsDeclared.length + cronsDeclared.length);
+    expect(model.queues.map((q) => q.arn).sort()).toEqual([...deadLetterArns].sort());
+    for (const queue of model.queues) {
+      const alarms = model.alarms.filter((a) => a.dimensions.QueueName === queue.name);
+      expect(alarms, queue.name).toHaveLength(1);
+      expect(alarms[0]).toMatchObject({
+        namespace: "AWS/SQS",
+        metricName: "ApproximateNumberOfMessagesVisible",
+        comparisonOperator: "GreaterThanThreshold",
+        threshold: 0,
+        evaluationPeriods: 1,
+        treatMissingData: "notBreaching",
+        alarmActions: [topic!.arn],
+        okActions: [topic!.arn],
+      });
+      // The tag names the job whose function dead-letters into the queue.
+      const fn = model.functions.find((f) => f.asyncInvoke?.onFailureDestination === queue.arn)!;
+      expect(queue.tags[deadLetterTags.stage]).toBe("pr-42");
+      expect(queue.tags[deadLetterTags.job], queue.name).toBe(`${serviceOf(fn)}/${fn.environment.JOB_NAME}`);
+    }
+    expect(model.alarms).toHaveLength(model.queues.length);
   });
 });
 
@@ -150,9 +242,8 @@ describe("other stages and settings", () => {
     const migrate = environmentOf(model, "Migrate");
     expect(migrate).toMatchObject({ MIGRATE_TOPOLOGY: "single", MIGRATE_DATABASE: "enclave" });
     for (const manifest of manifests) {
-      const url = new URL(
-        environmentOf(model, `${manifest.name[0]!.toUpperCase()}${manifest.name.slice(1)}Api`)[`${manifest.name.toUpperCase()}_DATABASE_URL`]!,
-      );
+      const api = model.functions.find((f) => f.component === `${manifest.name[0]!.toUpperCase()}${manifest.name.slice(1)}Api`)!;
+      const url = new URL((await sealedOf(api))[`${manifest.name.toUpperCase()}_DATABASE_URL`]!);
       expect(url.pathname).toBe("/enclave");
       expect(url.username).toBe(`${manifest.name}_app`);
     }
@@ -164,6 +255,7 @@ describe("other stages and settings", () => {
     expect(model.neon.branch).toBeUndefined();
     expect(environmentOf(model, "Migrate").MIGRATE_SEEDS).toBe("essential");
     expect(model.app).toMatchObject({ removal: "retain", protect: true });
+    await expectNoSecretInConfiguration(model);
   }, 120_000);
 
   test("a preview branched from production's data fails the deploy unless asked for explicitly", async () => {

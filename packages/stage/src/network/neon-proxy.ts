@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage } from "node:http";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { neonSqlHandler } from "@enclave/core/testing/neon-http-endpoint";
 import { type WebSocket, WebSocketServer } from "ws";
 import { cleartextPasswordMessage, md5PasswordMessage, ScramSha256 } from "./postgres-auth";
 
@@ -278,7 +279,10 @@ function refuse(socket: Duplex, status: number, reason: string): void {
 export async function startNeonProxy(options: NeonProxyOptions): Promise<NeonProxy> {
   const { target } = options;
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
-  const server = createServer((_request, response) => {
+  // Neon's HTTP SQL endpoint (`POST /sql`), for the same endpoints, to the same server.
+  const sql = neonSqlHandler({ target: (host) => (NEON_ADDRESS.test(`${host}:5432`) ? target : undefined) });
+  const server = createServer((request, response) => {
+    if (request.url === "/sql") return sql(request, response);
     response.writeHead(426, { connection: "close" }).end();
   });
   const refused: string[] = [];
@@ -332,7 +336,9 @@ export async function startNeonProxy(options: NeonProxyOptions): Promise<NeonPro
       for (const client of wss.clients) client.terminate();
       for (const socket of sockets) socket.destroy();
       wss.close();
+      server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await sql.close();
     },
   };
 }

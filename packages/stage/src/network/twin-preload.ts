@@ -4,6 +4,8 @@
  * - the Neon driver, left at its defaults, opens `wss://<endpoint host>/v2` with the global
  *   WebSocket: those connections go to the twin's Neon proxy, naming the endpoint in `address`
  *   as Neon's proxy protocol does;
+ * - Neon's HTTP SQL endpoint (`https://api.<region>.aws.neon.tech/sql`, requested with
+ *   node:https) goes to the same proxy's `/sql`;
  * - `fetch` calls to the stage's own API origins (a service calling another through the API
  *   Gateway URL it was given) go to the twin's gateway.
  * Everything else passes through. The settings travel in this module's own URL, so the
@@ -68,6 +70,31 @@ if (NativeWebSocket && Number.isInteger(port) && port > 0) {
   };
   Object.defineProperty(TwinWebSocket, "name", { value: "WebSocket" });
   replaceGlobal("WebSocket", TwinWebSocket);
+}
+
+/** Where a node:https request for Neon's SQL endpoint really goes, or undefined for any other request. */
+export function twinSqlUrl(url: unknown, proxyPort: number): string | undefined {
+  if (!(typeof url === "string" || url instanceof URL)) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if (parsed.protocol !== "https:" || parsed.pathname !== "/sql" || !parsed.hostname.toLowerCase().endsWith(".neon.tech")) return undefined;
+  return `http://127.0.0.1:${proxyPort}/sql`;
+}
+
+if (Number.isInteger(port) && port > 0) {
+  const https = process.getBuiltinModule("node:https") as typeof import("node:https");
+  const http = process.getBuiltinModule("node:http") as typeof import("node:http");
+  const nativeRequest = https.request;
+  const agent = new http.Agent({ keepAlive: true });
+  https.request = ((url: unknown, options?: unknown, callback?: unknown) => {
+    const target = twinSqlUrl(url, port);
+    if (!target || typeof options !== "object" || options === null) return (nativeRequest as (...args: unknown[]) => unknown)(url, options, callback);
+    return http.request(target, { ...(options as import("node:http").RequestOptions), agent }, callback as never);
+  }) as typeof https.request;
 }
 
 const nativeFetch = globalThis.fetch;

@@ -23,6 +23,7 @@ export async function runTwinCli(options: { stage: string; topology: string; por
       `  api        ${twin.url}  (auth, profiles, payments, admin)`,
       `  migrated   ${JSON.stringify(twin.migration)}`,
       `  events     ${twin.url}/_twin/events   dead letters ${twin.url}/_twin/queues   redrive POST ${twin.url}/_twin/queues/redrive`,
+      `  aws        ${twin.awsEndpoint}  (SQS and Lambda Invoke: AWS_ENDPOINT_URL=${twin.awsEndpoint} npm run events:dlq -- --stage ${twin.stage})`,
       `ready ${twin.url}`,
       "",
     ].join("\n"),

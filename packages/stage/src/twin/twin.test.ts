@@ -1,5 +1,6 @@
 import { createEnclaveClient } from "@enclave/client";
 import { runApiFlow } from "@enclave/client/api-flow.testing";
+import { developmentPeople } from "@enclave/core/seed";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { postgresBinaries } from "./postgres";
@@ -134,8 +135,9 @@ for (const topology of ["per-service", "single"] as const) {
 
       await twin.idle();
       const profiles = await sql<{ user_id: string }>(twin, databaseOf("profile"), "select user_id from profile.user_profiles");
-      // Three: the seeded administrator's user.registered reached profile through the sweeper too.
-      expect(profiles.map((p) => p.user_id).sort()).toEqual([login.body.user.id, ada.id, bob.id].sort());
+      // The seeded administrator's user.registered reached profile through the sweeper too; the demo users' profiles were seeded.
+      const demo = Object.values(developmentPeople).map((p) => p.id);
+      expect(profiles.map((p) => p.user_id).sort()).toEqual([login.body.user.id, ada.id, bob.id, ...demo].sort());
       const me = await call(twin, "GET", "/profiles/me", { token: ada.token });
       expect(me.status).toBe(200);
       expect(me.body.profile.userId).toBe(ada.id);
@@ -217,8 +219,8 @@ for (const topology of ["per-service", "single"] as const) {
       ]) {
         expect(actions, type).toContain(type);
       }
-      // The seeds' events: the development administrator and the essential configuration.
-      expect(actions.filter((a) => a === "user.registered")).toHaveLength(3);
+      // The seeds' events (the development administrator and demo users) and the two registrations.
+      expect(actions.filter((a) => a === "user.registered")).toHaveLength(3 + Object.keys(developmentPeople).length);
 
       const audit = twin.functionOf("AdminAudit");
       const delivered = twin.lambda.invocations().find((i) => i.functionName === audit.name && i.status === "succeeded");

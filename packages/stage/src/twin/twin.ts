@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { startAwsEndpoint } from "../aws/endpoint";
 import { EventBridge } from "../aws/eventbridge";
 import { LambdaAsync } from "../aws/lambda-async";
 import { Queues } from "../aws/queues";
@@ -46,6 +47,8 @@ export interface Twin {
   eventBridge: EventBridge;
   lambda: LambdaAsync;
   queues: Queues;
+  /** SQS and Lambda's APIs on one local endpoint (AWS_ENDPOINT_URL for operators' tools). */
+  awsEndpoint: string;
   scheduler: Scheduler;
   functions: ReadonlyMap<string, DeployedFunction>;
   /** Synchronous invocation by name or component (`AuthApi`). */
@@ -184,7 +187,9 @@ export async function startTwin(options: TwinOptions): Promise<Twin> {
         ...(fn.asyncInvoke?.onFailureDestination ? { onFailure: fn.asyncInvoke.onFailureDestination } : {}),
       })),
     );
-    for (const queue of model.queues) queues.declare(queue.arn);
+    for (const queue of model.queues) queues.declare(queue.arn, queue.tags);
+    const awsEndpoint = await startAwsEndpoint({ queues, invoke, lambda, region: model.app.region, account: model.app.account });
+    stops.push(() => awsEndpoint.close());
     const arnOf = (name: string) => model.functions.find((f) => f.name === name)?.arn ?? name;
     eventBridge.setRules(
       model.rules.map((rule) => ({
@@ -227,6 +232,7 @@ export async function startTwin(options: TwinOptions): Promise<Twin> {
       eventBridge,
       lambda,
       queues,
+      awsEndpoint: awsEndpoint.url,
       scheduler,
       functions,
       invoke: (name, event) => invoke(functions.has(name) ? name : byComponent(name).name, event),
