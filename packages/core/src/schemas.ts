@@ -22,7 +22,8 @@ export function isRealInstant(value: string): boolean {
   if (!parts || Number.isNaN(Date.parse(value))) return false;
   const [year, month, day, hour, minute, second] = parts.slice(1).map(Number) as [number, number, number, number, number, number];
   const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 && second <= 59;
+  // Year 0 exists in ISO-8601 and JavaScript but not in PostgreSQL, which refuses it.
+  return year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 && second <= 59;
 }
 
 /** An ISO-8601 time that names a real instant (the pattern alone admits 2024-02-31). */
@@ -63,7 +64,9 @@ export function decodeCursor(cursor: string | undefined): Keyset | undefined {
   if (cursor === undefined) return undefined;
   try {
     const value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as Keyset;
-    if (typeof value.t === "string" && !Number.isNaN(Date.parse(value.t)) && typeof value.id === "string" && uuidPattern.test(value.id)) return value;
+    // Only a time the database reads the same way: Date.parse also takes "1" or "0", which
+    // PostgreSQL refuses as a timestamp (a 500 instead of a 400).
+    if (typeof value.t === "string" && isRealInstant(value.t) && typeof value.id === "string" && uuidPattern.test(value.id)) return value;
   } catch {
     // fall through
   }
