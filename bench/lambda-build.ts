@@ -1,22 +1,63 @@
 import { readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Metafile } from "esbuild";
+import { build, type Metafile, type Plugin } from "esbuild";
 import { bundleFunction } from "../infra/bundle";
+import { nodejs } from "../infra/sizing";
 
 export const root = resolve(import.meta.dirname, "..");
 
 /** Builds a Lambda entry as deployed (infra/bundle.ts) and measures what a cold start loads. */
 export async function buildLambda(entry: string, outdir: string) {
   const { main, metafile } = await bundleFunction(join(root, entry), outdir);
-  return { main, ...summarize(metafile, outdir, entry) };
+  return { main, metafile, ...summarize(metafile, outdir, entry) };
+}
+
+/**
+ * Builds an entry with the deployed esbuild options, with some of its modules swapped for others
+ * (`{ "packages/core/src/db/neon.ts": "bench/variants/neon-ws-only.ts" }`): how the bench measures
+ * a variant of the real bundle. Also builds the peers (no swaps), as their own entries.
+ */
+export async function buildVariant(entry: string, outdir: string, swaps: Record<string, string> = {}) {
+  const replacements = new Map(Object.entries(swaps).map(([from, to]) => [join(root, from), join(root, to)]));
+  const swap: Plugin = {
+    name: "swap",
+    setup(b) {
+      b.onResolve({ filter: /^\./ }, (args) => {
+        for (const [from, to] of replacements) {
+          if (resolve(args.resolveDir, args.path) === from.replace(/\.ts$/, "") || resolve(args.resolveDir, args.path) === from) return { path: to };
+        }
+        return undefined;
+      });
+    },
+  };
+  const result = await build({
+    entryPoints: [join(root, entry)],
+    platform: "node",
+    external: ["sharp", "pg-native", ...nodejs.esbuild.external],
+    keepNames: true,
+    bundle: true,
+    metafile: true,
+    format: "esm",
+    target: "esnext",
+    mainFields: ["module", "main"],
+    banner: { js: `import { createRequire as topLevelCreateRequire } from 'module';\nconst require = topLevelCreateRequire(import.meta.url);` },
+    splitting: true,
+    outdir,
+    outExtension: { ".js": ".mjs" },
+    minify: nodejs.minify,
+    logLevel: "silent",
+    plugins: [swap],
+  });
+  const name = entry.replace(/^.*\//, "").replace(/\.ts$/, "");
+  return { main: join(outdir, `${name}.mjs`), metafile: result.metafile, ...summarize(result.metafile, outdir, entry) };
 }
 
 export interface BundleSummary {
   /** The entry file. */
   entryBytes: number;
-  /** Entry plus the chunks it imports statically: what a cold start loads before the first request. */
+  /** Entry plus the chunks it imports statically: what is loaded before the first request. */
   coldBytes: number;
-  /** Every file, including chunks only loaded on demand (Neon driver, EventBridge SDK, OpenAPI generator). */
+  /** Every file, including chunks only loaded on demand. */
   totalBytes: number;
   files: { file: string; bytes: number }[];
 }
@@ -43,4 +84,34 @@ function summarize(metafile: Metafile, outdir: string, entryPoint: string): Bund
     totalBytes: files.reduce((sum, f) => sum + f.bytes, 0),
     files,
   };
+}
+
+/** What a set of output files (by base name) holds, grouped: the database driver's share and the largest packages. */
+export function composition(metafile: Metafile, loadedFiles: string[]) {
+  const loaded = new Set(loadedFiles);
+  const byGroup = new Map<string, number>();
+  for (const [file, output] of Object.entries(metafile.outputs)) {
+    if (!loaded.has(file.replace(/^.*\//, ""))) continue;
+    for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
+      byGroup.set(groupOf(input), (byGroup.get(groupOf(input)) ?? 0) + bytesInOutput);
+    }
+  }
+  const groups = [...byGroup.entries()].sort((a, b) => b[1] - a[1]);
+  const driver = groups
+    .filter(([group]) => group === "@neondatabase/serverless" || group === "enclave: Neon HTTP client")
+    .reduce((sum, [, bytes]) => sum + bytes, 0);
+  return { driverBytes: driver, groups: groups.map(([group, bytes]) => ({ group, bytes })) };
+}
+
+function groupOf(input: string): string {
+  const modules = input.lastIndexOf("node_modules/");
+  if (modules >= 0) {
+    const rest = input.slice(modules + "node_modules/".length).split("/");
+    const name = rest[0]?.startsWith("@") ? `${rest[0]}/${rest[1]}` : (rest[0] as string);
+    if (name === "drizzle-orm") return rest[1]?.startsWith("neon") ? `drizzle-orm/${rest[1]}` : "drizzle-orm";
+    return name;
+  }
+  if (input.endsWith("db/neon-http.ts")) return "enclave: Neon HTTP client";
+  const pkg = /packages\/([^/]+)\//.exec(input)?.[1];
+  return pkg ? `enclave: ${pkg}` : `enclave: ${input.split("/")[0]}`;
 }

@@ -1,149 +1,161 @@
 /**
- * `npm run bench`: the performance targets, measured on this machine with a baseline measured in
- * the same run. Prints a table and writes .bench/results.json.
+ * `npm run bench [-- --quick]`: every performance target, measured on this machine next to its
+ * baseline from the same run; writes .bench/results.json and docs/BENCHMARKS.md (a quick run:
+ * .bench/BENCHMARKS.md), and exits non-zero naming each budget that is over. With PostgreSQL (TEST_DATABASE_URL, default
+ * postgres://postgres@127.0.0.1:5432/postgres) it measures everything; without, it says what it
+ * skipped and measures the rest on PGlite. `--quick` (CI): fewer runs, the same budgets.
  *
- *   - API Lambda bundle size (esbuild, ESM, minified, as deployed): entry, cold-loaded, total.
- *   - Process start to first response of that bundle vs a bare `node -e 0` (median of N runs,
- *     interleaved in rotating order), plus the CPU time each process reports for itself, which a
- *     busy machine disturbs much less than wall time.
- *   - DB round trips per auth route (counted by the driver logger).
- *   - Warm read throughput of GET /auth/me vs the same SQL run directly on the driver.
- *   - Local event latency, commit → effect (user.registered → profile row), bench/event-latency.ts.
+ *   BENCH_RUNS (cold-start runs per subject), BENCH_EVENTS, BENCH_WARM_MS (per round),
+ *   BENCH_SPLIT_USERS override the mode's defaults.
  *
- * Set TEST_DATABASE_URL to measure reads against a PostgreSQL server instead of PGlite.
+ * One file per measurement: cold-start.ts (cold start, bytes, cold round trips, memory), warm.ts,
+ * round-trips.ts, event-latency.ts, migrate-stage.ts, split.ts; report.ts writes the document.
  */
-import { spawnSync } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
-import { apiGatewayEvent } from "@enclave/core/testing/aws-events";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { configureLog } from "../packages/core/src/log";
-import { measureAuth } from "./auth-routes";
-import { measureEventLatency } from "./event-latency";
+import { checkBudgets } from "./budgets";
+import type { measureColdStart } from "./cold-start";
+import type { measureEventLatency } from "./event-latency";
 import { buildLambda, root } from "./lambda-build";
+import { serverReachable } from "./lib";
+import type { measureMigrateStage } from "./migrate-stage";
+import { writeReport } from "./report";
+import type { measureRoundTrips } from "./round-trips";
+import type { measureWarm } from "./warm";
 
-const runs = Number(process.env.BENCH_RUNS ?? 21);
-const outRoot = join(root, ".bench");
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
-const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
-
-/** Runs node with `args`; returns the wall time and what the process wrote to stderr. */
-function runProcess(args: string[], env: NodeJS.ProcessEnv): { ms: number; stderr: string } {
-  const started = process.hrtime.bigint();
-  const result = spawnSync(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  if (result.status !== 0) throw new Error(`process failed: ${result.stderr.toString().slice(0, 500)}`);
-  return { ms, stderr: result.stderr.toString() };
-}
-
-/** CPU milliseconds (user + system, all threads) a process reported as its last stderr line. */
-const reportCpu = "require('node:fs').writeSync(2, '\\n' + JSON.stringify(process.cpuUsage()))";
-function cpuOf(stderr: string): number {
-  const { user, system } = JSON.parse(stderr.trim().split("\n").at(-1) as string) as { user: number; system: number };
-  return (user + system) / 1000;
-}
-
-async function coldStart(service: string, path: string, env: NodeJS.ProcessEnv) {
-  const outdir = join(outRoot, service);
-  rmSync(outdir, { recursive: true, force: true });
-  mkdirSync(outdir, { recursive: true });
-  const bundle = await buildLambda(`functions/${service}/api.ts`, outdir);
-  writeFileSync(join(outdir, "event.json"), JSON.stringify(apiGatewayEvent({ method: "GET", path, query: "" })));
-  const firstResponse = (after: string) => `import { readFileSync, writeSync } from "node:fs";
-const event = JSON.parse(readFileSync(new URL("./event.json", import.meta.url), "utf8"));
-const { handler } = await import("./${basename(bundle.main)}");
-const response = await handler(event, {});
-if (response.statusCode !== 200) { console.error(response.statusCode, response.body); process.exit(1); }
-${after}`;
-  // Timed: reports its CPU time once the response is there.
-  writeFileSync(join(outdir, "first-response.mjs"), firstResponse("writeSync(2, '\\n' + JSON.stringify(process.cpuUsage()));"));
-  // Not timed: which of Node's lazily loaded fetch/stream internals the cold path pulled in.
-  writeFileSync(
-    join(outdir, "loaded-modules.mjs"),
-    firstResponse("writeSync(2, '\\n' + JSON.stringify(process.moduleLoadList.filter((m) => /undici|webstreams/.test(m))));"),
-  );
-  const loaded = JSON.parse(
-    runProcess([join(outdir, "loaded-modules.mjs")], env)
-      .stderr.trim()
-      .split("\n")
-      .at(-1) as string,
-  ) as string[];
-
-  const bare: number[] = [];
-  const bareCpu: number[] = [];
-  const first: number[] = [];
-  const firstCpu: number[] = [];
-  const runners = {
-    bare: () => bare.push(runProcess(["-e", "0"], env).ms),
-    bareCpu: () => bareCpu.push(cpuOf(runProcess(["-e", reportCpu], env).stderr)),
-    first: () => {
-      const { ms, stderr } = runProcess([join(outdir, "first-response.mjs")], env);
-      first.push(ms);
-      firstCpu.push(cpuOf(stderr));
-    },
-  };
-  // Warm the file cache for both, then interleave in rotating order so drifting load hits all alike.
-  runProcess(["-e", "0"], env);
-  runProcess([join(outdir, "first-response.mjs")], env);
-  const order = [runners.bare, runners.first, runners.bareCpu];
-  for (let i = 0; i < runs; i++) for (let k = 0; k < order.length; k++) (order[(i + k) % order.length] as () => void)();
-  return {
-    bundle,
-    bareMs: median(bare),
-    firstResponseMs: median(first),
-    ratio: median(first) / median(bare),
-    bareCpuMs: median(bareCpu),
-    firstResponseCpuMs: median(firstCpu),
-    cpuRatio: median(firstCpu) / median(bareCpu),
-    nodeFetchLoaded: loaded.some((m) => m.includes("undici")),
-    webStreamsLoaded: loaded.some((m) => m.includes("webstreams")),
-  };
-}
+const quick = process.argv.includes("--quick");
+const number = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+const settings = {
+  quick,
+  coldRuns: number("BENCH_RUNS", quick ? 5 : 15),
+  events: number("BENCH_EVENTS", quick ? 300 : 1000),
+  warmRounds: quick ? 2 : 5,
+  warmMs: number("BENCH_WARM_MS", quick ? 400 : 2000),
+  concurrency: 10,
+  migrateRuns: quick ? 1 : 3,
+  splitUsers: number("BENCH_SPLIT_USERS", quick ? 800 : 17_000),
+};
 
 async function main() {
+  const started = Date.now();
+  const outRoot = join(root, ".bench");
   mkdirSync(outRoot, { recursive: true });
-  // Request log lines are still built for every request; only the terminal write is skipped.
   configureLog({ sink: () => {} });
-  const { generatePrivateJwk } = await import("@enclave/core/keys");
-  const jwk = generatePrivateJwk();
-  const { d: _private, ...publicJwk } = jwk;
-  const lambdaEnv = {
-    PATH: process.env.PATH,
-    LOG_LEVEL: "warn",
-    STAGE: "bench",
-    // A Neon URL that is never dialled: the measured route needs no database.
-    AUTH_DATABASE_URL: "postgres://app@ep-bench-000000.us-east-1.aws.neon.tech/auth",
-    AUTH_SIGNING_KEY: JSON.stringify(jwk),
-    AUTH_PUBLIC_JWKS: JSON.stringify({ keys: [publicJwk] }),
+  const serverUrl = process.env.TEST_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
+  const server = (await serverReachable(serverUrl)) ? serverUrl : undefined;
+  // The measurement modules read TEST_DATABASE_URL (through the testing helpers) to pick the server.
+  if (server) process.env.TEST_DATABASE_URL = server;
+  else delete process.env.TEST_DATABASE_URL;
+  // Imported only now: the testing helpers read TEST_DATABASE_URL when they load.
+  const { measureColdStart } = await import("./cold-start");
+  const { measureEventLatency } = await import("./event-latency");
+  const { measureMigrateStage } = await import("./migrate-stage");
+  const { measureRoundTrips } = await import("./round-trips");
+  const { measureWarm } = await import("./warm");
+  const skipped: string[] = [];
+  if (!server) {
+    skipped.push(
+      `no PostgreSQL server at ${new URL(serverUrl).host}: skipped the real cold path (Neon driver against PostgreSQL), warm throughput, migrating a stage, memory and split; round trips and event latency ran on PGlite`,
+    );
+  }
+  const steps: Record<string, number> = {};
+  let current: { name: string; at: number } | undefined;
+  const step = (name: string) => {
+    const now = Date.now();
+    if (current) steps[current.name] = Math.round((now - current.at) / 100) / 10;
+    current = { name, at: now };
+    process.stdout.write(`${name}\n`);
   };
-  const auth = await coldStart("auth", "/auth/.well-known/jwks.json", lambdaEnv);
-  const routes = await measureAuth();
-  const events = await measureEventLatency({ events: Number(process.env.BENCH_EVENTS ?? 200), burst: 0 });
+  const load = () => (process.platform === "linux" ? (Array.from(globalThis.process.getBuiltinModule("node:os").loadavg()) as number[]) : []);
+  const loadBefore = load();
 
-  const results = { node: process.version, runs, lambda: { auth }, roundTrips: routes.roundTrips, warmRead: routes.warmRead, eventLatency: events.sequential };
-  writeFileSync(join(outRoot, "results.json"), JSON.stringify(results, null, 2));
+  step("bundles");
+  const bundles: Record<string, { entryBytes: number; coldBytes: number; totalBytes: number }> = {};
+  for (const service of ["auth", "profile", "payments", "admin"]) {
+    const { entryBytes, coldBytes, totalBytes } = await buildLambda(`functions/${service}/api.ts`, join(outRoot, "bundles", service));
+    bundles[service] = { entryBytes, coldBytes, totalBytes };
+  }
+  step("cold start");
+  const cold = await measureColdStart({ runs: settings.coldRuns, serverUrl: server });
+  step("round trips per route");
+  const roundTrips = await measureRoundTrips();
+  step(`event latency (${settings.events} events)`);
+  const events = await measureEventLatency({ events: settings.events, burst: 100 });
+  let warm: Awaited<ReturnType<typeof measureWarm>> | undefined;
+  let migrate: Awaited<ReturnType<typeof measureMigrateStage>> | undefined;
+  let split: unknown;
+  if (server) {
+    step("warm throughput");
+    warm = await measureWarm({ rounds: settings.warmRounds, msPerRound: settings.warmMs, concurrency: settings.concurrency });
+    step("migrate a fresh stage");
+    migrate = await measureMigrateStage({ runs: settings.migrateRuns, serverUrl: server });
+    if (existsSync(join(root, "bench", "split.ts"))) {
+      step("split");
+      try {
+        const { benchSplit } = await import(pathToFileURL(join(root, "bench", "split.ts")).href);
+        split = await benchSplit({ users: settings.splitUsers });
+      } catch (error) {
+        skipped.push(`split: ${(error as Error).message.split("\n")[0]}`);
+      }
+    }
+  }
 
-  const line = (label: string, value: string, target = "") => process.stdout.write(`${label.padEnd(52)} ${value.padStart(14)}  ${target}\n`);
-  process.stdout.write(`\nEnclave benchmarks (node ${process.version}, ${runs} runs each, medians)\n\n`);
-  line("auth API bundle: entry file", kb(auth.bundle.entryBytes), "target ≤ 250 KB");
-  line("auth API bundle: loaded at cold start", kb(auth.bundle.coldBytes));
-  line("auth API bundle: all files (incl. on-demand chunks)", kb(auth.bundle.totalBytes));
-  line("bare `node -e 0`", `${auth.bareMs.toFixed(1)} ms`);
-  line("auth bundle: process start → first response", `${auth.firstResponseMs.toFixed(1)} ms`);
-  line("  ratio to bare node", `${auth.ratio.toFixed(2)}×`, "target ≤ 1.5×");
-  line("  CPU time: bare node / auth bundle", `${auth.bareCpuMs.toFixed(1)} / ${auth.firstResponseCpuMs.toFixed(1)} ms`);
-  line("  CPU ratio", `${auth.cpuRatio.toFixed(2)}×`);
-  line("  Node's fetch classes (undici) loaded", auth.nodeFetchLoaded ? "yes" : "no", "expected: no");
-  for (const [route, count] of Object.entries(routes.roundTrips))
-    line(`round trips: ${route}`, String(count), route.startsWith("GET") ? "target ≤ 2" : "target ≤ 3");
-  line(`warm GET /auth/me (${routes.warmRead.driver})`, `${routes.warmRead.routePerSecond.toFixed(0)} req/s`);
-  line("same SQL directly on the driver", `${routes.warmRead.driverPerSecond.toFixed(0)} q/s`);
-  line("  ratio", `${(routes.warmRead.ratio * 100).toFixed(0)}%`, "target ≥ 50%");
-  line(`local event commit → effect, median (n=${events.sequential.n}, ${events.driver})`, `${events.sequential.medianMs.toFixed(2)} ms`);
-  line("local event commit → effect, p99", `${events.sequential.p99Ms.toFixed(2)} ms`);
-  process.stdout.write(`\nwritten to .bench/results.json\n`);
+  step("report");
+  const results = {
+    date: new Date().toISOString(),
+    command: `npm run bench${quick ? " -- --quick" : ""}`,
+    settings,
+    server: server ? new URL(server).host : null,
+    skipped,
+    load: { before: loadBefore, after: load() },
+    durationSeconds: Math.round((Date.now() - started) / 1000),
+    stepSeconds: steps,
+    bundles,
+    cold,
+    roundTrips,
+    events,
+    warm,
+    migrate,
+    split,
+  };
+  const budgets = checkBudgets(results);
+  writeFileSync(join(outRoot, "results.json"), JSON.stringify({ ...results, budgets }, null, 2));
+  // The committed document holds a full run; a quick run (CI) leaves its report beside its results.
+  const report = quick ? join(outRoot, "BENCHMARKS.md") : join(root, "docs", "BENCHMARKS.md");
+  writeReport(report, results, budgets);
+
+  process.stdout.write(`\n${budgets.map((b) => `${b.ok ? "ok  " : "OVER"}  ${b.name}: ${b.figure} (limit ${b.limit})`).join("\n")}\n`);
+  for (const line of skipped) process.stdout.write(`skipped: ${line}\n`);
+  process.stdout.write(`\nwritten: ${report.slice(root.length + 1)}, .bench/results.json (${results.durationSeconds} s)\n`);
+  const over = budgets.filter((b) => !b.ok);
+  if (over.length > 0) {
+    process.stderr.write(`\nover budget:\n${over.map((b) => `  ${b.name}: ${b.figure} (limit ${b.limit})`).join("\n")}\n`);
+    process.exit(1);
+  }
+  process.exit(0);
 }
 
 main().catch((error) => {
   process.stderr.write(`${error.stack ?? error}\n`);
-  process.exit(1);
+  process.exit(2);
 });
+
+export type BenchResults = {
+  date: string;
+  command: string;
+  settings: typeof settings;
+  server: string | null;
+  skipped: string[];
+  load: { before: number[]; after: number[] };
+  durationSeconds: number;
+  stepSeconds: Record<string, number>;
+  bundles: Record<string, { entryBytes: number; coldBytes: number; totalBytes: number }>;
+  cold: Awaited<ReturnType<typeof measureColdStart>>;
+  roundTrips: Awaited<ReturnType<typeof measureRoundTrips>>;
+  events: Awaited<ReturnType<typeof measureEventLatency>>;
+  warm: Awaited<ReturnType<typeof measureWarm>> | undefined;
+  migrate: Awaited<ReturnType<typeof measureMigrateStage>> | undefined;
+  split: unknown;
+};

@@ -67,7 +67,8 @@ describe.skipIf(!testServerUrl)("Neon driver through the WebSocket proxy (skippe
     expect(database.kind).toBe("neon");
     expect(new URL(database.url).searchParams.get("driver")).toBe("neon");
     expect(await database.ping()).toBeGreaterThanOrEqual(0);
-    expect(proxy.connections).toBeGreaterThan(0);
+    // A statement outside a transaction goes over the HTTP endpoint: no WebSocket is opened for it.
+    expect(proxy.connections).toBe(0);
     expect(proxy.refused).toEqual([]);
   });
 

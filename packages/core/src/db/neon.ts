@@ -1,13 +1,47 @@
-import { neonConfig, Pool } from "@neondatabase/serverless";
 import type { Logger } from "drizzle-orm/logger";
-import { drizzle } from "drizzle-orm/neon-serverless";
 import type { DatabaseOptions, Db, OpenedDriver } from "./index";
+import { drizzleNeonHttp, neonHttpClient } from "./neon-http";
 
 /**
- * The Neon serverless driver over WebSockets: a Pool, so interactive transactions and the
- * migrator work (the HTTP driver has neither). Node >= 22 has a global WebSocket.
+ * Neon, two ways. A statement outside an interactive transaction (every API route's read and
+ * write: each write is one statement) goes over Neon's HTTP endpoint, one request each, with no
+ * connection to open first. `db.transaction()` (consumers, the sweeper, the migrator) gets a
+ * WebSocket Pool, loaded and connected on its first use, so a process that never needs one never
+ * loads the WebSocket driver.
+ *
+ * With `neonWsProxy` (local tests: `host:port/v1`), the HTTP endpoint is `/sql` on the same host.
  */
 export async function openNeon(url: string, logger: Logger, options: DatabaseOptions): Promise<OpenedDriver> {
+  const proxy = options.neonWsProxy;
+  const client = neonHttpClient(url, proxy ? { endpoint: `http://${proxy.replace(/\/.*$/, "")}/sql` } : {});
+  const db = drizzleNeonHttp(client, logger);
+
+  let pool: Promise<{ db: Db; end(): Promise<void> }> | undefined;
+  const webSocket = () => {
+    pool ??= openNeonPool(url, logger, options).catch((error) => {
+      pool = undefined;
+      throw error;
+    });
+    return pool;
+  };
+  const transaction = (async (...args: Parameters<Db["transaction"]>) => (await webSocket()).db.transaction(...args)) as Db["transaction"];
+  Object.defineProperty(db, "transaction", { value: transaction });
+
+  return {
+    db,
+    rawQuery: (text, params) => client(text, params ?? [], { fullResults: true }),
+    async close() {
+      client.close();
+      const opened = pool;
+      pool = undefined;
+      if (opened) await (await opened).end();
+    },
+  };
+}
+
+/** The Neon serverless driver over WebSockets: a Pool, for interactive transactions. Node >= 22 has a global WebSocket. */
+async function openNeonPool(url: string, logger: Logger, options: DatabaseOptions) {
+  const [{ neonConfig, Pool }, { drizzle }] = await Promise.all([import("@neondatabase/serverless"), import("drizzle-orm/neon-serverless")]);
   if (options.neonWsProxy) {
     const proxy = options.neonWsProxy;
     neonConfig.wsProxy = (host, port) => `${proxy}?address=${host}:${port}`;
@@ -18,5 +52,5 @@ export async function openNeon(url: string, logger: Logger, options: DatabaseOpt
   const pool = new Pool({ connectionString: url, max: options.maxConnections ?? 10 });
   pool.on("error", () => {});
   const db = drizzle({ client: pool, logger }) as unknown as Db;
-  return { db, rawQuery: (text, params) => pool.query(text, params), close: () => pool.end() };
+  return { db, end: () => pool.end() };
 }

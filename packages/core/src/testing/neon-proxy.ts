@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage } from "node:http";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
+import { neonSqlHandler } from "./neon-http-endpoint";
 
 /**
  * The only PostgreSQL servers the proxy connects to. Anything else is refused before a TCP
@@ -51,7 +52,10 @@ function refuse(socket: Duplex, status: number, reason: string): void {
  */
 export async function startNeonProxy(options: { port?: number } = {}): Promise<NeonProxy> {
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
-  const server = createServer((_request, response) => {
+  // Neon's HTTP endpoint too, for statements the driver sends outside transactions.
+  const sql = neonSqlHandler({ target: (host, port) => allowedTargets.get(`${host}:${port || "5432"}`) });
+  const server = createServer((request, response) => {
+    if (request.url === "/sql") return sql(request, response);
     response.writeHead(426, { connection: "close" }).end();
   });
   const refused: string[] = [];
@@ -114,7 +118,9 @@ export async function startNeonProxy(options: { port?: number } = {}): Promise<N
       for (const client of wss.clients) client.terminate();
       for (const socket of sockets) socket.destroy();
       wss.close();
+      server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await sql.close();
     },
   };
 }
