@@ -1,4 +1,5 @@
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import bcrypt from "bcryptjs";
 
 /**
  * scrypt as OWASP ASVS 5.0 asks (N = 2^17, r = 8, p = 1). The parameters are stored with the
@@ -24,8 +25,22 @@ export async function hashPassword(password: string, logN = DEFAULT_SCRYPT_LOG_N
   return `scrypt$${logN}$${R}$${P}$${salt.toString("base64url")}$${key.toString("base64url")}`;
 }
 
+/**
+ * bcrypt hashes as the shared database before the split stored them (`$2a$`, `$2b$`, `$2y$`, cost
+ * 4..31, 22 characters of salt and 31 of hash): they stay valid until the user's next sign-in,
+ * which replaces them with scrypt.
+ */
+const legacyBcrypt = /^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$/;
+
+export const isLegacyHash = (stored: string) => legacyBcrypt.test(stored);
+
+/** Whether a stored hash must be replaced with scrypt after the next successful sign-in. */
+export const passwordNeedsRehash = (stored: string) => isLegacyHash(stored);
+
 /** Constant-time comparison; a malformed stored hash never matches. */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  // bcrypt hashed the bytes as typed (no Unicode normalisation), so they are compared that way.
+  if (isLegacyHash(stored)) return bcrypt.compare(password, stored);
   const [scheme, logN, r, p, salt, key] = stored.split("$");
   if (scheme !== "scrypt" || !logN || !r || !p || !salt || !key) return false;
   const expected = Buffer.from(key, "base64url");

@@ -3,8 +3,9 @@ import { signAccessToken } from "@enclave/core/http/access-token";
 import { eq, sql } from "drizzle-orm";
 import * as z from "zod/mini";
 import { loginAttemptsTable, refreshTokensTable, usersTable } from "./auth.sql";
-import type { AuthContext } from "./context";
-import { hashPassword, verifyPassword } from "./password";
+import type { AuthContext, Throttle } from "./context";
+import { hashPassword, passwordNeedsRehash, verifyPassword } from "./password";
+import { addressThrottleKey } from "./source-address";
 import { hashRefreshToken, newRefreshToken } from "./tokens";
 
 export const UserInfo = z
@@ -110,32 +111,41 @@ export async function registerUser(ctx: AuthContext, input: z.output<typeof Regi
   return { user: toUserInfo(row), accessToken: await issueAccessToken(ctx, row), refreshToken: refresh.token };
 }
 
-let dummyHash: Promise<string> | undefined;
+/** Per cost: an unknown email must cost what a known one costs at the context's own settings. */
+const dummyHashes = new Map<number, Promise<string>>();
 
 /**
  * Checks credentials. An unknown email costs the same password check as a known one, answers
  * the same 401, and is throttled the same way, so responses do not reveal which emails exist.
  */
-export async function login(ctx: AuthContext, input: z.output<typeof LoginInput>) {
+export async function login(ctx: AuthContext, input: z.output<typeof LoginInput>, origin: { address?: string | undefined } = {}) {
   const db = (await ctx.database()).db;
   const key = accountKey(input.email);
-  const [found] = rowsOf<Record<string, unknown> & { failures: number | null; retry_after: number | null }>(
+  // Failures also count against the source address, so one client cannot try many accounts.
+  const address = origin.address ? (addressThrottleKey(origin.address) ?? null) : null;
+  const [found] = rowsOf<Record<string, unknown> & { failures: number | null; retry_after: number | null; address_retry_after: number | null }>(
     await db.execute(sql`
-      select u.*, a."failures", ceil(extract(epoch from (a."locked_until" - now())))::int as retry_after
-      from (select ${key}::text as k) k
+      select u.*, a."failures", ceil(extract(epoch from (a."locked_until" - now())))::int as retry_after,
+        ceil(extract(epoch from (s."locked_until" - now())))::int as address_retry_after
+      from (select ${key}::text as k, ${address}::text as s) k
       left join ${usersTable} u on lower(u."email") = k.k
-      left join ${loginAttemptsTable} a on a."account_key" = k.k`),
+      left join ${loginAttemptsTable} a on a."account_key" = k.k
+      left join ${loginAttemptsTable} s on s."account_key" = k.s`),
   );
-  if (found?.retry_after && found.retry_after > 0) {
-    throw new AppError("rate_limited", "Too many failed sign-ins; retry later.", { headers: { "retry-after": String(found.retry_after) } });
+  // One answer for either lock, so a 429 does not say which counter ran out.
+  const retryAfter = Math.max(found?.retry_after ?? 0, found?.address_retry_after ?? 0);
+  if (retryAfter > 0) {
+    throw new AppError("rate_limited", "Too many failed sign-ins; retry later.", { headers: { "retry-after": String(retryAfter) } });
   }
   const user = found?.id ? mapRow(usersTable, found) : undefined;
-  dummyHash ??= hashPassword("not-a-real-password", ctx.passwordCost);
+  let dummyHash = dummyHashes.get(ctx.passwordCost);
+  if (!dummyHash) dummyHashes.set(ctx.passwordCost, (dummyHash = hashPassword("not-a-real-password", ctx.passwordCost)));
   const valid = await verifyPassword(input.password, user?.passwordHash ?? (await dummyHash));
   if (!user || !valid) {
-    await recordFailedLogin(ctx, key);
+    await recordFailedLogin(ctx, key, address);
     throw new AppError("unauthorized", "The email or password is wrong.");
   }
+  if (passwordNeedsRehash(user.passwordHash)) await upgradePasswordHash(ctx, user.id, user.passwordHash, input.password);
   const refresh = newRefreshToken();
   await db.execute(sql`
     with "token" as (${insertRefreshToken(ctx, { hash: refresh.hash, familyId: uuidv7(), userIdSql: sql`${user.id}::uuid` })}),
@@ -144,19 +154,36 @@ export async function login(ctx: AuthContext, input: z.output<typeof LoginInput>
   return { user: toUserInfo(user), accessToken: await issueAccessToken(ctx, user), refreshToken: refresh.token };
 }
 
-async function recordFailedLogin(ctx: AuthContext, key: string) {
+/**
+ * Replaces a legacy (bcrypt) hash with scrypt once the password is known to be right. Only if the
+ * stored hash is still the one just verified: a password changed meanwhile is never overwritten.
+ */
+async function upgradePasswordHash(ctx: AuthContext, id: string, verified: string, password: string) {
   const db = (await ctx.database()).db;
-  const { maxFailures, windowSeconds, lockSeconds } = ctx.throttle;
-  const window = `${windowSeconds} seconds`;
-  const expired = sql`${loginAttemptsTable.windowStartedAt} < now() - ${window}::interval`;
-  const failures = sql`case when ${expired} then 1 else ${loginAttemptsTable.failures} + 1 end`;
-  await db.execute(sql`
+  const passwordHash = await hashPassword(password, ctx.passwordCost);
+  await db.update(usersTable).set({ passwordHash }).where(sql`${usersTable.id} = ${id} and ${usersTable.passwordHash} = ${verified}`);
+}
+
+async function recordFailedLogin(ctx: AuthContext, key: string, address: string | null) {
+  const db = (await ctx.database()).db;
+  const upsert = (rowKey: string, { maxFailures, windowSeconds, lockSeconds }: Throttle) => {
+    const window = `${windowSeconds} seconds`;
+    const expired = sql`${loginAttemptsTable.windowStartedAt} < now() - ${window}::interval`;
+    const failures = sql`case when ${expired} then 1 else ${loginAttemptsTable.failures} + 1 end`;
+    return sql`
     insert into ${loginAttemptsTable} ("account_key", "failures", "window_started_at", "locked_until")
-    values (${key}, 1, now(), ${maxFailures <= 1 ? sql`now() + ${`${lockSeconds} seconds`}::interval` : sql`null`})
+    values (${rowKey}, 1, now(), ${maxFailures <= 1 ? sql`now() + ${`${lockSeconds} seconds`}::interval` : sql`null`})
     on conflict ("account_key") do update set
       "failures" = ${failures},
       "window_started_at" = case when ${expired} then now() else ${loginAttemptsTable.windowStartedAt} end,
-      "locked_until" = case when ${failures} >= ${maxFailures} then now() + ${`${lockSeconds} seconds`}::interval else null end`);
+      "locked_until" = case when ${failures} >= ${maxFailures} then now() + ${`${lockSeconds} seconds`}::interval else null end`;
+  };
+  // The account's and the address's counters are two rows of one statement.
+  await db.execute(
+    address
+      ? sql`with "account" as (${upsert(key, ctx.throttle)}), "address" as (${upsert(address, ctx.addressThrottle)}) select 1`
+      : upsert(key, ctx.throttle),
+  );
 }
 
 /**
@@ -168,7 +195,9 @@ export async function pruneLoginAttempts(ctx: AuthContext): Promise<{ deleted: n
   const deleted = await db
     .delete(loginAttemptsTable)
     .where(
-      sql`${loginAttemptsTable.windowStartedAt} < now() - ${`${ctx.throttle.windowSeconds} seconds`}::interval
+      // Address counters (`ip:…`) have their own window.
+      sql`${loginAttemptsTable.windowStartedAt} < now() - (case when ${loginAttemptsTable.accountKey} like 'ip:%'
+          then ${`${ctx.addressThrottle.windowSeconds} seconds`} else ${`${ctx.throttle.windowSeconds} seconds`} end)::interval
         and (${loginAttemptsTable.lockedUntil} is null or ${loginAttemptsTable.lockedUntil} < now())`,
     )
     .returning({ key: loginAttemptsTable.accountKey });

@@ -3,6 +3,8 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:f
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { ConfigError, describeError, log, redactSecrets } from "@enclave/core";
+import { seedSets } from "@enclave/core/seed";
+import { tenantEnv } from "@enclave/core/tenants";
 import { serve } from "@hono/node-server";
 import { type Delivery, listDeliveries } from "./bus";
 import { readLocalConfig } from "./config";
@@ -15,19 +17,25 @@ import {
   openServiceDatabases,
   repositoryRoot,
   StartupError,
+  tenantStateDir,
 } from "./runtime";
+import { isSeedSet, seed } from "./seed";
 import { localServices } from "./services";
+import { chosenTenants, createTenantsRuntime, readTenantRegistry, type TenantsRuntime } from "./tenants";
 
 const serviceNames = localServices.map((s) => s.module.manifest.name);
 
 const usage = [
   "usage:",
   "  npm run dev                                   run every service on PORT (default 3000)",
-  "  npm run db:migrate [-- --service <name>]      apply pending migrations",
+  "  npm run db:migrate [-- --service <name>] [--tenant <id>|all]  apply pending migrations (every tenant when TENANTS_FILE is set)",
   "  npm run db:generate -- --service <name> [--name <migration name>]",
-  "  npm run db:seed                               apply the seeds, then stop",
+  "  npm run db:seed [-- --env <set>] [--service <name>] [--tenant <id>|all]",
+  `                                                apply a seed set (essential first), then stop; sets: ${seedSets.join(", ")} (default development)`,
   "  npm run events:dlq                            list dead-lettered events",
   "  npm run events:redrive [-- <delivery id>...]  deliver dead letters again (all when none given)",
+  "  npm run events:dlq -- --stage <s> [--job <name>]      a deployed stage's dead-letter queues (AWS environment)",
+  "  npm run events:redrive -- --stage <s> [--job <name>]  send them back to the functions they failed in",
   `services: ${serviceNames.join(", ")}`,
 ].join("\n");
 
@@ -87,12 +95,12 @@ function listenFailure(error: unknown, port: number, host: string): StartupError
 
 async function dev() {
   const started = performance.now();
-  const { PORT, HOST } = readLocalConfig();
+  const { PORT, HOST, TENANTS_FILE } = readLocalConfig();
   // The port is taken before the slow part of start-up (databases, migrations): a port in use
   // fails at once. Requests arriving meanwhile wait for the runtime instead of being refused.
-  let ready: (runtime: LocalRuntime) => void = () => {};
+  let ready: (runtime: LocalRuntime | TenantsRuntime) => void = () => {};
   let failed: (error: unknown) => void = () => {};
-  const runtimeReady = new Promise<LocalRuntime>((resolve, reject) => {
+  const runtimeReady = new Promise<LocalRuntime | TenantsRuntime>((resolve, reject) => {
     ready = resolve;
     failed = reject;
   });
@@ -102,9 +110,9 @@ async function dev() {
     server.once("listening", resolve);
     server.once("error", (error) => reject(listenFailure(error, PORT, HOST)));
   });
-  let runtime: LocalRuntime;
+  let runtime: LocalRuntime | TenantsRuntime;
   try {
-    runtime = await createLocalRuntime();
+    runtime = TENANTS_FILE ? await createTenantsRuntime() : await createLocalRuntime();
     ready(runtime);
   } catch (error) {
     failed(error);
@@ -122,6 +130,7 @@ async function dev() {
       ...localServices.map((s) => `  ${s.module.manifest.name.padEnd(9)} ${base}${s.module.manifest.prefix}`),
       `  docs      ${base}/docs`,
       `  events    ${base}/_local/events (recent events, deliveries, dead letters)`,
+      ...("cells" in runtime ? [`  tenants   ${[...runtime.cells.keys()].join(", ")} (X-Tenant-Id, or the access token's tid, picks one)`] : []),
       "Press Ctrl-C to stop.",
       "",
     ].join("\n"),
@@ -144,16 +153,46 @@ async function dev() {
 async function migrateCommand() {
   const config = readLocalConfig();
   const stageDir = resolve(config.DATA_DIR, config.STAGE);
-  const locations = new Map(chosenServices().map(({ module }) => [module.manifest.name, databaseLocation(module.manifest.name, process.env, stageDir)]));
-  const opened = await openServiceDatabases(locations, 1);
-  try {
-    for (const [name, location] of locations) {
-      const applied = await migrateService(name, opened.byService.get(name)!, location);
-      process.stdout.write(`${name}: ${applied.length === 0 ? "up to date" : `applied ${applied.join(", ")}`}\n`);
+  const services = chosenServices();
+  const tenants = tenantsOf("db:migrate");
+  // Without tenants, one run on the environment's databases; with them, one per tenant on its own.
+  for (const tenant of tenants ?? [undefined]) {
+    const env = tenant ? tenant.env : process.env;
+    const dir = tenant ? tenantStateDir(stageDir, tenant.id) : stageDir;
+    const prefix = tenant ? `${tenant.id}: ` : "";
+    const locations = new Map(services.map(({ module }) => [module.manifest.name, databaseLocation(module.manifest.name, env, dir)]));
+    const opened = await openServiceDatabases(locations, 1).catch((error: unknown) => {
+      if (!(tenant && error instanceof StartupError)) throw error;
+      throw new StartupError(
+        error.problems.map((problem) => prefix + problem),
+        { cause: error },
+      );
+    });
+    try {
+      for (const [name, location] of locations) {
+        const applied = await migrateService(name, opened.byService.get(name)!, location);
+        process.stdout.write(`${prefix}${name}: ${applied.length === 0 ? "up to date" : `applied ${applied.join(", ")}`}\n`);
+      }
+    } finally {
+      await opened.close();
     }
-  } finally {
-    await opened.close();
   }
+}
+
+/**
+ * The tenants a command runs for: those `--tenant` names (`all` by default) when TENANTS_FILE is
+ * set, each with its environment; undefined without a registry, where `--tenant` is refused.
+ */
+function tenantsOf(command: string): { id: string; env: Record<string, string | undefined> }[] | undefined {
+  const registry = readTenantRegistry(readLocalConfig());
+  const option = values.get("tenant");
+  if (!registry) {
+    if (option !== undefined) throw new StartupError([`${command}: --tenant ${option}: tenants are not configured`]);
+    return undefined;
+  }
+  const ids = chosenTenants(registry, option);
+  if (!ids) throw new UsageError(`unknown tenant "${option}" (known: ${[...registry.tenants.keys()].join(", ")}, or all)`);
+  return ids.map((id) => ({ id, env: tenantEnv(process.env, registry.tenants.get(id)!) }));
 }
 
 function generateCommand() {
@@ -167,10 +206,14 @@ function generateCommand() {
 }
 
 async function seedCommand() {
-  const runtime = await createLocalRuntime({ env: { ...process.env, LOCAL_CRONS: "0" } });
-  await runtime.bus.drain();
-  await runtime.close();
-  process.stdout.write("seeded\n");
+  const environment = values.get("env") ?? "development";
+  if (!isSeedSet(environment)) throw new UsageError(`unknown seed set "${environment}" (one of: ${seedSets.join(", ")})`);
+  const services = chosenServices();
+  const tenants = tenantsOf("db:seed");
+  for (const tenant of tenants ?? [undefined]) {
+    const sets = await seed(environment, tenant?.env ?? process.env, services, tenant?.id);
+    process.stdout.write(`${tenant ? `${tenant.id}: ` : ""}seeded ${sets.join(", ")} into ${services.map((s) => s.module.manifest.name).join(", ")}\n`);
+  }
 }
 
 async function redriveCommand() {
@@ -225,9 +268,9 @@ function helpCommand() {
 
 const commands: Record<string, Command> = {
   dev: { run: dev },
-  migrate: { run: migrateCommand, options: ["service"] },
+  migrate: { run: migrateCommand, options: ["service", "tenant"] },
   generate: { run: generateCommand, options: ["service", "name"] },
-  seed: { run: seedCommand },
+  seed: { run: seedCommand, options: ["env", "service", "tenant"] },
   redrive: { run: redriveCommand, positional: true },
   dlq: { run: dlqCommand },
   help: { run: helpCommand },
@@ -270,6 +313,12 @@ const chosen = ["--help", "-h"].includes(command) ? commands.help : commands[com
 Promise.resolve()
   .then(() => {
     if (!chosen) throw new UsageError(`unknown command "${command}" (one of: ${Object.keys(commands).join(", ")})`);
+    // With --stage, the dead letters are a deployed stage's SQS queues, not the local bus's.
+    if ((command === "dlq" || command === "redrive") && args.some((arg) => arg === "--stage" || arg.startsWith("--stage="))) {
+      return import("@enclave/stage/ops/cli").then(async ({ deadLettersCommand }) => {
+        process.exitCode = await deadLettersCommand(command, args);
+      });
+    }
     parseArguments(chosen);
     return chosen.run();
   })

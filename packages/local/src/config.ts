@@ -10,6 +10,10 @@ const localEnv = z.object({
   /** Which seed data set to apply at start besides `essential`: development (default) or none. */
   SEED: z._default(z.enum(["development", "none"]), "development"),
   SEED_ADMIN_PASSWORD: z._default(z.string().check(z.minLength(8)), "enclave-admin-dev"),
+  /** The staging seed set's accounts' password; unset, they get random ones nobody knows. */
+  STAGING_SEED_PASSWORD: z.optional(z.string().check(z.minLength(12))),
+  /** A tenant registry (JSON): each tenant gets its own databases, services and bus (docs/OPERATIONS.md, Tenants). */
+  TENANTS_FILE: z.optional(z.string().check(z.minLength(1))),
   /** Set to 0 to not run crons on timers (tests drive them by hand). */
   LOCAL_CRONS: z._default(z.enum(["0", "1"]), "1"),
   BUS_MAX_ATTEMPTS: z._default(z.coerce.number().check(z.int(), z.minimum(1)), 5),

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { authOutbox } from "@enclave/auth/auth.sql";
 import type { Database, Subscription } from "@enclave/core";
+import { developmentPeople } from "@enclave/core/seed";
 import { createTestDatabase, testServerUrl } from "@enclave/core/testing/database";
 import { profileInbox, profileOutbox, userProfilesTable } from "@enclave/profile/profile.sql";
 import { eq, sql } from "drizzle-orm";
@@ -313,9 +314,9 @@ describe("restarting the runtime on the same DATA_DIR", () => {
           const read = await json(second, "GET", `/profiles/${userId}`, undefined, login.body.accessToken);
           expect([read.status, read.body.profile?.userId]).toEqual([200, userId]);
         }
-        // Each event was applied once: one inbox row per user.registered.
+        // Each event was applied once: one inbox row per user.registered (the two users, the administrator, the demo users).
         const inbox = await db(second, "profile").select().from(profileInbox);
-        expect(inbox).toHaveLength(3);
+        expect(inbox).toHaveLength(3 + Object.keys(developmentPeople).length);
       } finally {
         vi.restoreAllMocks();
         await second?.close();

@@ -10,13 +10,15 @@ import {
   finalizeApp,
   log,
   openDatabase,
+  parseCommonConfig,
   rateSeconds,
   requestContext,
   type ServiceContext,
 } from "@enclave/core";
 import { databaseUrlProblem, describeDatabaseFailure, fileProblem } from "@enclave/core/db/failures";
 import { MigrationError, migrate } from "@enclave/core/db/migrate";
-import { generatePrivateJwk, type PrivateJwk, parsePrivateJwk, publicJwksJson } from "@enclave/core/keys";
+import { generatePrivateJwk, type PrivateJwk, parsePrivateJwk, parseSigningKeys, publicJwksJson } from "@enclave/core/keys";
+import { tenantContext } from "@enclave/core/tenants";
 import { Hono } from "hono";
 import { LocalBus } from "./bus";
 import { type LocalConfig, readLocalConfig } from "./config";
@@ -43,6 +45,11 @@ export interface LocalRuntime {
 export interface StartOptions {
   env?: Record<string, string | undefined>;
   services?: LocalService[];
+  /**
+   * The tenant this runtime serves (a cell of the tenants runtime): its tokens carry the tenant,
+   * its verifiers accept no other, and its state (bus, default PGlite) is under `tenants/<id>`.
+   */
+  tenant?: string;
 }
 
 /**
@@ -72,6 +79,14 @@ function grouped(problems: { service: string; problem: string }[]): string[] {
   return [...byProblem].map(([problem, services]) => `${services.join(", ")}: ${problem}`);
 }
 
+function signingKeySet(json: string) {
+  try {
+    return parseSigningKeys("AUTH_SIGNING_KEY", json);
+  } catch (error) {
+    throw new StartupError([`auth: ${(error as Error).message}`], { cause: error });
+  }
+}
+
 /** The key in `variable`, else `stageDir/<name>.json`, generated once: restarts keep signed tokens valid. */
 function loadOrCreateKey(variable: string, fromEnv: string | undefined, file: string): PrivateJwk {
   if (fromEnv) return parsePrivateJwk(variable, fromEnv);
@@ -80,6 +95,9 @@ function loadOrCreateKey(variable: string, fromEnv: string | undefined, file: st
   writeFileSync(file, JSON.stringify(jwk), { mode: 0o600 });
   return jwk;
 }
+
+/** A tenant's local state (its bus, its default PGlite databases) under the stage's directory. */
+export const tenantStateDir = (stageDir: string, tenant: string) => join(stageDir, "tenants", tenant);
 
 /** Where a service's database is, and the variable that put it there (for messages). */
 export interface DatabaseLocation {
@@ -189,10 +207,12 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   const config = readLocalConfig(env);
   const services = options.services ?? localServices;
   const stageDir = resolve(config.DATA_DIR, config.STAGE);
-  const locations = new Map(services.map(({ module }) => [module.manifest.name, databaseLocation(module.manifest.name, env, stageDir)]));
+  // The stage's keys stay in stageDir, shared by every tenant; events and PGlite data do not.
+  const stateDir = options.tenant ? tenantStateDir(stageDir, options.tenant) : stageDir;
+  const locations = new Map(services.map(({ module }) => [module.manifest.name, databaseLocation(module.manifest.name, env, stateDir)]));
   checkDatabaseUrls(locations);
   try {
-    mkdirSync(stageDir, { recursive: true });
+    mkdirSync(stateDir, { recursive: true });
   } catch (error) {
     throw new StartupError([`DATA_DIR: cannot create ${join(config.DATA_DIR, config.STAGE)} (${fileProblem(error) ?? messageOf(error)})`], { cause: error });
   }
@@ -205,11 +225,13 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
       throw new StartupError([`${owner ? `${owner}: ` : ""}${(error as Error).message}`], { cause: error });
     }
   };
-  const signingJwk = key("AUTH_SIGNING_KEY", "auth-signing-key.json", "auth");
+  // While the key is rotated AUTH_SIGNING_KEY is a key set: every key in it is published.
+  const authKeys = env.AUTH_SIGNING_KEY?.includes('"keys"') ? signingKeySet(env.AUTH_SIGNING_KEY) : undefined;
+  const signingJwk = authKeys?.signer ?? key("AUTH_SIGNING_KEY", "auth-signing-key.json", "auth");
   // The stage's, not one service's: every service signs its calls with it.
   const serviceSigningJwk = key("SERVICE_SIGNING_KEY", "service-signing-key.json");
-  env.AUTH_SIGNING_KEY = JSON.stringify(signingJwk);
-  env.AUTH_PUBLIC_JWKS = publicJwksJson(signingJwk);
+  env.AUTH_SIGNING_KEY = authKeys ? env.AUTH_SIGNING_KEY : JSON.stringify(signingJwk);
+  env.AUTH_PUBLIC_JWKS = publicJwksJson(...(authKeys?.keys ?? [signingJwk]));
   env.SERVICE_SIGNING_KEY = JSON.stringify(serviceSigningJwk);
   env.SERVICE_PUBLIC_JWKS = publicJwksJson(serviceSigningJwk);
   env.STAGE = config.STAGE;
@@ -217,7 +239,7 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   // Where each service's configuration looks for its database, the default PGlite included.
   for (const [name, { url }] of locations) env[`${name.toUpperCase()}_DATABASE_URL`] = url;
 
-  const bus = new LocalBus({ dir: join(stageDir, "bus"), maxAttempts: config.BUS_MAX_ATTEMPTS, baseDelayMs: config.BUS_RETRY_BASE_MS });
+  const bus = new LocalBus({ dir: join(stateDir, "bus"), maxAttempts: config.BUS_MAX_ATTEMPTS, baseDelayMs: config.BUS_RETRY_BASE_MS });
   const app = new Hono<AppEnv>();
   app.use(requestContext("*"));
   const fetchLocal = async (request: Request) => app.fetch(request);
@@ -238,7 +260,8 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
     // Each service verifies tokens as deployed, from the same variables (core's verifierFromConfig).
     const local: LocalContextBase = { env, overrides: { database, bus }, fetch: fetchLocal };
     try {
-      contexts.set(name, await service.context(local));
+      const context = await service.context(local);
+      contexts.set(name, options.tenant ? tenantContext(context, parseCommonConfig(name, env), options.tenant) : context);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       firstConfigError ??= error;
