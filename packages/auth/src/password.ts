@@ -1,5 +1,4 @@
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
-import bcrypt from "bcryptjs";
 
 /**
  * scrypt as OWASP ASVS 5.0 asks (N = 2^17, r = 8, p = 1). The parameters are stored with the
@@ -40,7 +39,11 @@ export const passwordNeedsRehash = (stored: string) => isLegacyHash(stored);
 /** Constant-time comparison; a malformed stored hash never matches. */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   // bcrypt hashed the bytes as typed (no Unicode normalisation), so they are compared that way.
-  if (isLegacyHash(stored)) return bcrypt.compare(password, stored);
+  if (isLegacyHash(stored)) {
+    // Only sign-ins of accounts not yet rehashed need bcrypt: it loads then, not on every cold start.
+    const { default: bcrypt } = await import("bcryptjs");
+    return bcrypt.compare(password, stored);
+  }
   const [scheme, logN, r, p, salt, key] = stored.split("$");
   if (scheme !== "scrypt" || !logN || !r || !p || !salt || !key) return false;
   const expected = Buffer.from(key, "base64url");

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, importJWK, type JSONWebKeySet, type JWK, jwtVerify, SignJWT } from "jose";
+import type { JSONWebKeySet, JWK } from "jose";
 import { AppError } from "../errors";
 import { uuidv7 } from "../ids";
 import type { Principal, TokenVerifier } from "./types";
@@ -47,11 +47,13 @@ export function createServiceTokenSigner(options: ServiceTokenSignerOptions): Se
   if (privateJwk.kty !== "EC" || privateJwk.crv !== "P-256" || !privateJwk.d) throw new Error("the service signing key must be a P-256 private JWK (ES256)");
   const ttl = Math.min(options.ttlSeconds ?? SERVICE_TOKEN_TTL_SECONDS, SERVICE_TOKEN_TTL_SECONDS);
   const now = options.now ?? Date.now;
-  let key: ReturnType<typeof importJWK> | undefined;
+  let key: ReturnType<typeof import("jose").importJWK> | undefined;
   return {
     service: options.service,
     async mint(audience) {
       if (!serviceName.test(audience)) throw new Error(`invalid audience ${audience}`);
+      // jose loads with the first call to another service, not on every cold start.
+      const [{ importJWK }, { SignJWT }] = await Promise.all([import("jose/key/import"), import("jose/jwt/sign")]);
       key ??= importJWK({ ...privateJwk, alg: SERVICE_TOKEN_ALG }, SERVICE_TOKEN_ALG);
       const issuedAt = Math.floor(now() / 1000);
       return new SignJWT({})
@@ -86,12 +88,15 @@ const rejected = () => new AppError("unauthorized", "The access token is invalid
  * Gives the principal `{kind: "service", service}`; anything else is 401.
  */
 export function createServiceTokenVerifier(options: ServiceTokenVerifierOptions): TokenVerifier {
-  const keys = createLocalJWKSet(options.jwks);
+  let keys: ReturnType<typeof import("jose").createLocalJWKSet> | undefined;
   const allowed = options.allowedCallers ? new Set(options.allowedCallers) : undefined;
   return {
     async verify(token): Promise<Principal> {
       let payload: Record<string, unknown>;
       try {
+        // Only a token that is not a user's reaches here: jose loads then, not on every cold start.
+        const [{ createLocalJWKSet }, { jwtVerify }] = await Promise.all([import("jose/jwks/local"), import("jose/jwt/verify")]);
+        keys ??= createLocalJWKSet(options.jwks);
         ({ payload } = await jwtVerify(token, keys, {
           algorithms: [SERVICE_TOKEN_ALG],
           typ: SERVICE_TOKEN_TYPE,
