@@ -266,20 +266,26 @@ export function writeReport(file: string, r: Omit<BenchResults, "budgets">, budg
     "   node:http(s) with `process.getBuiltinModule`, which does not; Node's fetch, WebSocket, http2, tls and zlib no longer load",
     "   on the cold path of a database read (checked with `process.moduleLoadList`).",
     "4. **Lazy code.** The database drivers are imported on first query, the WebSocket driver only on the first transaction, the",
-    "   EventBridge client only where events are published, the OpenAPI generator only for `/openapi.json`.",
+    "   EventBridge client only where events are published, the OpenAPI generator only for `/openapi.json`, jose only for",
+    "   service tokens and JWKS URLs, bcryptjs only to check a legacy hash.",
+    "5. **Access tokens checked with node:crypto.** ES256 pinned, the key created from the JWK once, `crypto.verify` with",
+    "   `ieee-p1363` signatures, the same claim checks as before: no JOSE library or WebCrypto to start on a cold request.",
+    "   With lazy jose and bcryptjs, the bytes a cold database read loads fell by 18–44 KB per API (auth 276.6 → 232.6 KB).",
+    "6. **Tried and dropped:** Hono's smaller router (`hono/tiny`: 7 KB less, the same CPU) and esbuild without `keepNames`",
+    "   (no difference).",
     "",
-    "5. **Compile cost, measured.** The same auth bundle run with V8's code cache already on disk (`NODE_COMPILE_CACHE`) shows",
+    "7. **Compile cost, measured.** The same auth bundle run with V8's code cache already on disk (`NODE_COMPILE_CACHE`) shows",
     "   what compiling its code costs a cold start:",
     auth
-      ? `   this run ${ms(auth["enclave-compile-cache"])} with the cache vs ${ms(auth.enclave)} without. Lambda starts with an empty /tmp, so a cache would have to ship inside the package (built at the deployed path).`
+      ? `   this run ${ms(auth["enclave-compile-cache"])} with the cache vs ${ms(auth.enclave)} without. Lambda starts with an empty /tmp, so a cache would have to ship inside the package; a portable cache (\`module.enableCompileCache({ portable: true })\`) does, but V8 ignores it unless the runtime's Node patch version is the build's, which Lambda does not promise.`
       : "",
     "",
     "What the figures say is still needed where a budget is over:",
     "",
     auth?.enclave && auth["floor-http"] && auth["enclave-compile-cache"]
-      ? `- Cold path vs its floor: the floor loads ${kb(auth["floor-http"].loadedBytes)} and uses ${auth["floor-http"].cpuMs} ms of CPU; the auth API loads ${kb(auth.enclave.loadedBytes)} and uses ${auth.enclave.cpuMs} ms. Compiling accounts for about ${(auth.enclave.ms - auth["enclave-compile-cache"].ms).toFixed(0)} ms of wall time (the compile-cache row); the rest is running that code: module top levels (tables, schemas, the app), routing and validation, and the ES256 check through WebCrypto. Within ${limits.coldToFloor}× of the floor leaves ${(auth["floor-http"].ms * (limits.coldToFloor - 1)).toFixed(0)} ms for all of it: the route's domain code and tables would have to load on first use per route, the token check would have to avoid WebCrypto's start-up, and the compiled code would have to ship with the package.`
+      ? `- Cold path vs its floor: the floor loads ${kb(auth["floor-http"].loadedBytes)} and uses ${auth["floor-http"].cpuMs} ms of CPU; the auth API loads ${kb(auth.enclave.loadedBytes)} and uses ${auth.enclave.cpuMs} ms. Compiling accounts for about ${(auth.enclave.ms - auth["enclave-compile-cache"].ms).toFixed(0)} ms of wall time (the compile-cache row); the rest is running that code: module top levels (tables, schemas, the app), routing and validation, and the ES256 check. Loaded one at a time (CPU, Node 24): zod's shared chunk about 17 ms (22 KB of it is zod's JSON Schema code, reached through zod's own re-exports although only \`/openapi.json\` uses it), drizzle's tables and query builder about 13 ms, node:crypto about 7 ms, hono, core, the service and building the app about 20 ms. Within ${limits.coldToFloor}× of the floor leaves ${(auth["floor-http"].ms * (limits.coldToFloor - 1)).toFixed(0)} ms for all of it: the OpenAPI document would have to be built at build time (dropping zod's JSON Schema code), hot reads would have to bypass drizzle's query builder, and the compiled code would have to ship with the package.`
       : "",
-    "- Bytes: auth is the largest (bcryptjs, 20 KB, is only needed to check a legacy hash at sign-in and could load then); drizzle-orm is the largest share of every bundle.",
+    "- Bytes: drizzle-orm and zod are the largest shares of every bundle.",
     "- No-database route: a hello-world Hono alone is above 1.5× bare Node on the same runs; within the budget means less than a framework's worth of start-up.",
     "- Warm reads: the floor and the peer do only the route's SQL; the local runtime also runs every service's background work in the same process (event deliveries, payment processing, audit), drained between rounds. Where Enclave is below the peer, profile the route under load on a quiet machine before changing code.",
     "",

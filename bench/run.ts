@@ -5,6 +5,9 @@
  * postgres://postgres@127.0.0.1:5432/postgres) it measures everything; without, it says what it
  * skipped and measures the rest on PGlite. `--quick` (CI): fewer runs, the same budgets.
  *
+ *   `--only warm`, `--only events` (or `--only warm,events`) measures only those steps and prints
+ *   their figures and budgets, with the load average; no report is written.
+ *
  *   BENCH_RUNS (cold-start runs per subject), BENCH_EVENTS, BENCH_WARM_MS (per round),
  *   BENCH_SPLIT_USERS override the mode's defaults.
  *
@@ -15,7 +18,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { configureLog } from "../packages/core/src/log";
-import { checkBudgets } from "./budgets";
+import { checkBudgets, limits } from "./budgets";
 import type { measureColdStart } from "./cold-start";
 import type { measureEventLatency } from "./event-latency";
 import { buildLambda, root } from "./lambda-build";
@@ -26,6 +29,8 @@ import type { measureRoundTrips } from "./round-trips";
 import type { measureWarm } from "./warm";
 
 const quick = process.argv.includes("--quick");
+const onlyArg = process.argv.find((arg, i) => arg.startsWith("--only=") || process.argv[i - 1] === "--only");
+const only = onlyArg ? new Set(onlyArg.replace(/^--only=/, "").split(",")) : undefined;
 const number = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const settings = {
   quick,
@@ -70,6 +75,42 @@ async function main() {
   };
   const load = () => (process.platform === "linux" ? (Array.from(globalThis.process.getBuiltinModule("node:os").loadavg()) as number[]) : []);
   const loadBefore = load();
+
+  if (only) {
+    const unknown = [...only].filter((name) => name !== "warm" && name !== "events");
+    if (unknown.length > 0) throw new Error(`--only takes warm and/or events, not ${unknown.join(", ")}`);
+    const lines: string[] = [];
+    const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+    if (only.has("events")) {
+      step(`event latency (${settings.events} events)`);
+      const events = await measureEventLatency({ events: settings.events, burst: 100 });
+      const s = events.sequential;
+      const ok = s.p99Ms < limits.eventP99Ms;
+      lines.push(
+        `${ok ? "ok  " : "OVER"}  event latency (${s.n}, ${events.driver}): p50 ${s.medianMs} ms, p90 ${s.p90Ms} ms, p99 ${s.p99Ms} ms, max ${s.maxMs} ms (limit p99 < ${limits.eventP99Ms} ms)`,
+      );
+      lines.push(`      burst of ${events.burst.concurrency}: p50 ${events.burst.medianMs} ms, p99 ${events.burst.p99Ms} ms`);
+    }
+    if (only.has("warm")) {
+      if (!server) throw new Error("--only warm needs a PostgreSQL server");
+      step("warm throughput");
+      const warm = await measureWarm({ rounds: settings.warmRounds, msPerRound: settings.warmMs, concurrency: settings.concurrency });
+      for (const r of warm) {
+        const ok =
+          r.kind !== "read" || (r.enclave.perSecond / r.floor.perSecond >= limits.warmToFloor && r.enclave.perSecond / r.peer.perSecond >= limits.warmToPeer);
+        lines.push(
+          `${ok ? "ok  " : "OVER"}  warm ${r.route}: ${r.enclave.perSecond} req/s (p50 ${r.enclave.p50Ms}, p99 ${r.enclave.p99Ms} ms); floor ${r.floor.perSecond} (${Math.round((r.enclave.perSecond / r.floor.perSecond) * 100)}%), peer ${r.peer.perSecond} (${x(r.enclave.perSecond, r.peer.perSecond)}); server CPU per request: ${r.enclave.cpuUsPerRequest ?? "?"} / floor ${r.floor.cpuUsPerRequest ?? "?"} / peer ${r.peer.cpuUsPerRequest ?? "?"} µs`,
+        );
+      }
+    }
+    step("done");
+    process.stdout.write(
+      `\n${lines.join("\n")}\nload average ${loadBefore.map((l) => l.toFixed(2)).join(" ")} before, ${load()
+        .map((l) => l.toFixed(2))
+        .join(" ")} after (${Math.round((Date.now() - started) / 1000)} s)\n`,
+    );
+    process.exit(0);
+  }
 
   step("bundles");
   const bundles: Record<string, { entryBytes: number; coldBytes: number; totalBytes: number }> = {};

@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { createTestDatabase, type TestDatabase } from "@enclave/core/testing/database";
 import { root } from "./lambda-build";
 import { percentile, round } from "./lib";
@@ -23,6 +24,11 @@ export interface LoadFigures {
   p50Ms: number;
   p99Ms: number;
   n: number;
+  /**
+   * CPU time (user + system) the server's process used per request while it was loaded, in
+   * microseconds: unlike req/s, it hardly moves with load from elsewhere on the machine (Linux).
+   */
+  cpuUsPerRequest?: number;
 }
 
 export interface WarmRoute {
@@ -37,12 +43,14 @@ export interface WarmRoute {
 /** The local runtime opens each service's database with this many connections (runtime.ts); the peer and floor get as many. */
 const LOCAL_RUNTIME_CONNECTIONS = 5;
 
-const tsx = join(root, "node_modules", "tsx", "dist", "cli.mjs");
+// The loader in the server's own process (tsx's CLI would run it in a child of its own, whose
+// CPU time could not be read).
+const tsx = pathToFileURL(join(root, "node_modules", "tsx", "dist", "loader.mjs")).href;
 
 /** Starts a server script; resolves with its port (its first stdout line). */
 function startServer(args: string[], env: NodeJS.ProcessEnv): Promise<{ port: number; child: ChildProcess }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [tsx, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", tsx, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     child.stdout?.on("data", (chunk: Buffer) => {
@@ -88,6 +96,20 @@ function send(agent: http.Agent, port: number, request: Request): Promise<{ stat
   });
 }
 
+const clockTicksPerSecond = 100;
+
+/** CPU time (user + system) a process has used so far, in microseconds; undefined where /proc is not there. */
+function cpuMicros(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return ((Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond) * 1e6;
+  } catch {
+    return undefined;
+  }
+}
+
 /** `concurrency` loops sending `once` back to back for `ms`; latency of each. */
 async function load(ms: number, concurrency: number, once: () => Promise<unknown>): Promise<number[]> {
   const latencies: number[] = [];
@@ -104,13 +126,14 @@ async function load(ms: number, concurrency: number, once: () => Promise<unknown
   return latencies;
 }
 
-function figures(samples: number[][], msEach: number): LoadFigures {
+function figures(samples: number[][], msEach: number, cpuUs?: number): LoadFigures {
   const all = samples.flat();
   return {
     perSecond: Math.round(all.length / ((samples.length * msEach) / 1000)),
     p50Ms: round(percentile(all, 50), 2),
     p99Ms: round(percentile(all, 99), 2),
     n: all.length,
+    ...(cpuUs === undefined ? {} : { cpuUsPerRequest: Math.round(cpuUs / all.length) }),
   };
 }
 
@@ -245,21 +268,27 @@ export async function measureWarm(options: { rounds: number; msPerRound: number;
       for (const run of Object.values(targets)) await load(Math.min(500, options.msPerRound), options.concurrency, run);
       await settle();
       const samples: Record<keyof typeof targets, number[][]> = { enclave: [], peer: [], floor: [] };
+      const pids = { enclave: enclave.child.pid, peer: peer.child.pid, floor: floor.child.pid };
+      // The runtime's CPU includes the background work a round left, finished by `settle`.
+      const cpu: Record<keyof typeof targets, number | undefined> = { enclave: 0, peer: 0, floor: 0 };
       const names = Object.keys(targets) as (keyof typeof targets)[];
       for (let i = 0; i < options.rounds; i++) {
         for (let k = 0; k < names.length; k++) {
           const name = names[(i + k) % names.length] as keyof typeof targets;
+          const before = cpuMicros(pids[name]);
           samples[name].push(await load(options.msPerRound, options.concurrency, targets[name]));
           await settle();
+          const after = cpuMicros(pids[name]);
+          cpu[name] = before === undefined || after === undefined || cpu[name] === undefined ? undefined : cpu[name] + (after - before);
         }
       }
       results.push({
         route: route.route,
         kind: route.kind,
         statements: statements.length,
-        enclave: figures(samples.enclave, options.msPerRound),
-        floor: figures(samples.floor, options.msPerRound),
-        peer: figures(samples.peer, options.msPerRound),
+        enclave: figures(samples.enclave, options.msPerRound, cpu.enclave),
+        floor: figures(samples.floor, options.msPerRound, cpu.floor),
+        peer: figures(samples.peer, options.msPerRound, cpu.peer),
       });
       process.stdout.write(`  warm: ${route.route} done\n`);
     }

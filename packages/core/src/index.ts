@@ -1,7 +1,7 @@
 export * from "./config";
 export * from "./context";
 export * from "./db/index";
-export { prepared } from "./db/prepared";
+export { type PreparedSql, prepared, preparedSql } from "./db/prepared";
 export { mapRow } from "./db/rows";
 export * from "./errors";
 export * from "./events/bus";

@@ -19,8 +19,8 @@ import {
   pageOf,
   pgConstraint,
   pgErrorCode,
+  preparedSql,
   type Role,
-  rowsOf,
   SafeText,
   uuidv7,
 } from "@enclave/core";
@@ -373,28 +373,36 @@ export async function listPayments(ctx: PaymentsContext, me: Viewer, query: List
   const db = (await ctx.database()).db;
   const after = decodeCursor(query.cursor);
   const take = query.limit + 1;
-  const branch = (party: typeof paymentsTable.senderId | typeof paymentsTable.recipientId) =>
-    db
-      .select()
-      .from(paymentsTable)
-      .where(
-        and(
-          eq(party, me.userId),
-          query.status ? eq(paymentsTable.status, query.status) : undefined,
-          after ? sql`(${paymentsTable.createdAt}, ${paymentsTable.id}) < (${after.t}::timestamptz, ${after.id}::uuid)` : undefined,
-        ),
-      )
-      .orderBy(desc(paymentsTable.createdAt), desc(paymentsTable.id))
-      .limit(take);
-  let rows: PaymentRow[];
-  if (query.role === "sender") rows = await branch(paymentsTable.senderId);
-  else if (query.role === "recipient") rows = await branch(paymentsTable.recipientId);
-  else {
-    const result = await db.execute(
-      sql`select * from ((${branch(paymentsTable.senderId)}) union all (${branch(paymentsTable.recipientId)})) as "mine" order by "created_at" desc, "id" desc limit ${take}`,
-    );
-    rows = rowsOf(result).map((raw) => mapRow(paymentsTable, raw));
-  }
+  const role = query.role ?? "both";
+  // One statement per shape (role, status filter, cursor), built once: a request fills in its values.
+  const statement = preparedSql(db, `payments_list_${role}${query.status ? "_status" : ""}${after ? "_after" : ""}`, () => {
+    const branch = (party: typeof paymentsTable.senderId | typeof paymentsTable.recipientId) =>
+      db
+        .select()
+        .from(paymentsTable)
+        .where(
+          and(
+            eq(party, sql.placeholder("me")),
+            query.status ? eq(paymentsTable.status, sql.placeholder("status")) : undefined,
+            after
+              ? sql`(${paymentsTable.createdAt}, ${paymentsTable.id}) < (${sql.placeholder("afterTime")}::timestamptz, ${sql.placeholder("afterId")}::uuid)`
+              : undefined,
+          ),
+        )
+        .orderBy(desc(paymentsTable.createdAt), desc(paymentsTable.id))
+        .limit(sql.placeholder("take"));
+    if (role === "sender") return branch(paymentsTable.senderId).getSQL();
+    if (role === "recipient") return branch(paymentsTable.recipientId).getSQL();
+    return sql`select * from ((${branch(paymentsTable.senderId)}) union all (${branch(paymentsTable.recipientId)})) as "mine" order by "created_at" desc, "id" desc limit ${sql.placeholder("take")}`;
+  });
+  const rows = (
+    await statement.execute({
+      me: me.userId,
+      take,
+      ...(query.status ? { status: query.status } : {}),
+      ...(after ? { afterTime: after.t, afterId: after.id } : {}),
+    })
+  ).map((raw) => mapRow(paymentsTable, raw));
   const items = rows.slice(0, query.limit);
   const last = items.at(-1);
   return {

@@ -1,4 +1,4 @@
-import { consumeOnce, defineJobs, type EventEnvelope, subscribe } from "@enclave/core";
+import { defineJobs, inboxClaim, subscribe } from "@enclave/core";
 import type { ProfileContext } from "./context";
 import { profileManifest } from "./manifest";
 import { createDefaultProfile } from "./profile";
@@ -8,17 +8,21 @@ import { profileInbox } from "./profile.sql";
 export const profileJobs = defineJobs(profileManifest.name, {
   /**
    * user.registered → the user's default profile. Idempotent on `detail.id` through the inbox:
-   * a redelivered or replayed event changes nothing.
+   * a redelivered or replayed event changes nothing. The inbox row, the profile and its
+   * profile.created outbox row are one statement.
    */
   "on-user-registered": subscribe({
     description: "Creates the default profile of every new user, once per event id",
     on: ["user.registered"],
     handle: async (ctx: ProfileContext, event, delivery) => {
       const db = (await ctx.database()).db;
-      let created: EventEnvelope | undefined;
-      await consumeOnce(db, profileInbox, delivery.subscription, event.id, async (tx) => {
-        created = await createDefaultProfile(tx, ctx, event.data.userId, { correlationId: event.metadata.correlationId, actor: event.metadata.actor });
-      });
+      const created = await createDefaultProfile(
+        db,
+        ctx,
+        event.data.userId,
+        { correlationId: event.metadata.correlationId, actor: event.metadata.actor },
+        inboxClaim(profileInbox, delivery.subscription, event.id),
+      );
       if (created) await ctx.events.publish(db, [created]);
     },
   }),

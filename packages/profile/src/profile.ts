@@ -4,6 +4,7 @@ import {
   createEvent,
   type EventEnvelope,
   type EventMetadata,
+  type InboxClaim,
   iso,
   mapRow,
   multiLineText,
@@ -213,21 +214,24 @@ export function toProfileInfo(row: ProfileRow): ProfileInfo {
  * profile.created outbox row) unless one exists, and otherwise read the existing one. Two
  * concurrent first requests both try the insert; the unique index on `user_id` lets one win
  * and the other do nothing. The loser's statement cannot see the winner's row (its snapshot
- * predates the winner's commit), so it answers no row and the caller reads once more.
+ * predates the winner's commit), so it answers no row and the caller reads once more. With an
+ * inbox `claim` (the user.registered consumer), the insert happens only in the statement that
+ * records the event in the inbox.
  */
 export async function ensureProfile(
   db: Queryable,
   events: ServiceEvents,
   userId: string,
   metadata: EventMetadata,
+  claim?: InboxClaim,
 ): Promise<{ row: ProfileRow | undefined; created: EventEnvelope | undefined }> {
   const id = uuidv7();
   const event = createEvent("profile.created", { profileId: id, userId }, metadata);
   const result = await db.execute(sql`
-    with ${changed} as (
+    with ${claim ? sql`${claim.cte}, ` : sql``}${changed} as (
       insert into ${userProfilesTable} ("id", "user_id")
       select ${id}::uuid, ${userId}::uuid
-      where not exists (select 1 from ${userProfilesTable} where "user_id" = ${userId}::uuid)
+      where not exists (select 1 from ${userProfilesTable} where "user_id" = ${userId}::uuid)${claim ? sql` and ${claim.first}` : sql``}
       on conflict ("user_id") do nothing
       returning *),
     "events" as (${events.record([event], sql`exists (select 1 from ${changed})`)})
@@ -318,9 +322,16 @@ export async function updateOwnProfile(ctx: ProfileContext, userId: string, patc
 
 /**
  * The effect of user.registered: the default profile, unless the user already has one (they
- * asked for it before the event arrived). Runs inside the consumer's inbox transaction;
- * returns the profile.created event to relay after commit, if it created the profile.
+ * asked for it before the event arrived), in the statement that records the event in the
+ * consumer's inbox (`claim`); returns the profile.created event to relay after commit, if it
+ * created the profile.
  */
-export async function createDefaultProfile(tx: Queryable, ctx: ProfileContext, userId: string, metadata: EventMetadata): Promise<EventEnvelope | undefined> {
-  return (await ensureProfile(tx, ctx.events, userId, metadata)).created;
+export async function createDefaultProfile(
+  db: Queryable,
+  ctx: ProfileContext,
+  userId: string,
+  metadata: EventMetadata,
+  claim?: InboxClaim,
+): Promise<EventEnvelope | undefined> {
+  return (await ensureProfile(db, ctx.events, userId, metadata, claim)).created;
 }

@@ -1,10 +1,10 @@
 import { eq, sql } from "drizzle-orm";
 import { integer, pgSchema, text } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import type { Queryable } from "../db/index";
+import { type Queryable, rowsOf } from "../db/index";
 import { uuidv7 } from "../ids";
 import { createTestDatabase, type TestDatabase } from "../testing/database";
-import { consumeOnce } from "./inbox";
+import { consumeOnce, inboxClaim } from "./inbox";
 import { inboxTable } from "./tables";
 
 const schema = pgSchema("inb");
@@ -116,5 +116,41 @@ describe("consumeOnce", () => {
   test("an event id that is not a UUID is refused without applying anything", async () => {
     await expect(consumeOnce(db, inbox, "sub", "not-a-uuid", increment("f"))).rejects.toThrow();
     expect(await counter("f")).toBe(0);
+  });
+});
+
+describe("inboxClaim", () => {
+  /** The effect as one statement: the increment happens only where the claim recorded the event. */
+  const consume = async (subscriber: string, eventId: string, name: string) => {
+    const claim = inboxClaim(inbox, subscriber, eventId);
+    const result = await db.execute(sql`
+      with ${claim.cte}, "effect" as (
+        insert into ${counters} ("name", "value") select ${name}, 1 where ${claim.first}
+        on conflict ("name") do update set "value" = ${counters}."value" + 1
+        returning 1)
+      select count(*)::int as "applied" from "effect"`);
+    return rowsOf<{ applied: number }>(result)[0]?.applied === 1 ? "applied" : "duplicate";
+  };
+
+  test("applies an event once in one statement; a redelivery changes nothing", async () => {
+    const eventId = uuidv7();
+    expect(await consume("claimer", eventId, "c")).toBe("applied");
+    expect(await consume("claimer", eventId, "c")).toBe("duplicate");
+    expect(await counter("c")).toBe(1);
+    expect(await inboxIds("claimer")).toEqual([eventId]);
+  });
+
+  test("the same event for another subscriber is applied again", async () => {
+    const eventId = uuidv7();
+    expect(await consume("first", eventId, "d")).toBe("applied");
+    expect(await consume("second", eventId, "d")).toBe("applied");
+    expect(await counter("d")).toBe(2);
+  });
+
+  test("concurrent duplicates apply once", async () => {
+    const eventId = uuidv7();
+    const results = await Promise.all(Array.from({ length: 5 }, () => consume("racer", eventId, "e")));
+    expect(results.filter((r) => r === "applied")).toHaveLength(1);
+    expect(await counter("e")).toBe(1);
   });
 });
