@@ -3,6 +3,8 @@ import type { BenchResults } from "./run";
 /** One budget checked against this run's figures. */
 export interface Budget {
   name: string;
+  /** `count`: bytes and round trips, the same on any machine; `time`: ratios of timings, which a busy machine moves. */
+  kind: "count" | "time";
   figure: string;
   limit: string;
   ok: boolean;
@@ -20,11 +22,14 @@ export const limits = {
   eventP99Ms: 50,
 };
 
+/** Bytes and round trips are counted, not timed. */
+const kindOf = (name: string): Budget["kind"] => (/bytes|round trips/.test(name) ? "count" : "time");
+
 const x = (ratio: number) => `${ratio.toFixed(2)}×`;
 
 /** The budgets of the performance targets, from one run's results. Ratios compare medians of the same interleaved runs. */
 export function checkBudgets(results: Omit<BenchResults, "budgets">): Budget[] {
-  const budgets: Budget[] = [];
+  const budgets: Omit<Budget, "kind">[] = [];
   for (const [service, { route, figures }] of Object.entries(results.cold.services)) {
     const enclave = figures.enclave;
     const floor = figures["floor-http"];
@@ -105,5 +110,5 @@ export function checkBudgets(results: Omit<BenchResults, "budgets">): Budget[] {
     limit: `< ${limits.eventP99Ms} ms`,
     ok: results.events.sequential.p99Ms < limits.eventP99Ms,
   });
-  return budgets;
+  return budgets.map((budget) => ({ ...budget, kind: kindOf(budget.name) }));
 }
