@@ -1,8 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { build, type Metafile, type Plugin } from "esbuild";
+import type { Metafile, Plugin } from "esbuild";
 import { bundleFunction } from "../infra/bundle";
-import { nodejs } from "../infra/sizing";
 
 export const root = resolve(import.meta.dirname, "..");
 
@@ -13,7 +12,7 @@ export async function buildLambda(entry: string, outdir: string) {
 }
 
 /**
- * Builds an entry with the deployed esbuild options, with some of its modules swapped for others
+ * Builds an entry as deployed (infra/bundle.ts), with some of its modules swapped for others
  * (`{ "packages/core/src/db/neon.ts": "bench/variants/neon-ws-only.ts" }`): how the bench measures
  * a variant of the real bundle. Also builds the peers (no swaps), as their own entries.
  */
@@ -30,26 +29,8 @@ export async function buildVariant(entry: string, outdir: string, swaps: Record<
       });
     },
   };
-  const result = await build({
-    entryPoints: [join(root, entry)],
-    platform: "node",
-    external: ["sharp", "pg-native", ...nodejs.esbuild.external],
-    keepNames: true,
-    bundle: true,
-    metafile: true,
-    format: "esm",
-    target: "esnext",
-    mainFields: ["module", "main"],
-    banner: { js: `import { createRequire as topLevelCreateRequire } from 'module';\nconst require = topLevelCreateRequire(import.meta.url);` },
-    splitting: true,
-    outdir,
-    outExtension: { ".js": ".mjs" },
-    minify: nodejs.minify,
-    logLevel: "silent",
-    plugins: [swap],
-  });
-  const name = entry.replace(/^.*\//, "").replace(/\.ts$/, "");
-  return { main: join(outdir, `${name}.mjs`), metafile: result.metafile, ...summarize(result.metafile, outdir, entry) };
+  const { main, metafile } = await bundleFunction(join(root, entry), outdir, [swap]);
+  return { main, metafile, ...summarize(metafile, outdir, entry) };
 }
 
 export interface BundleSummary {

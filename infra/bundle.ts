@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { basename, dirname, extname, join, relative, resolve } from "node:path";
-import { build, type Metafile } from "esbuild";
+import { build, type Metafile, type Plugin } from "esbuild";
 import { nodejs } from "./sizing";
 
 /**
@@ -50,8 +50,15 @@ export interface BuiltFunction {
  * Builds `handler` (`functions/auth/api.handler`, relative to `root`) into `out`, which becomes
  * the root of the function's package.
  */
-export async function buildFunction(options: { root: string; handler: string; properties: NodeBuildProperties; out: string }): Promise<BuiltFunction> {
-  const { root, handler, properties, out } = options;
+export async function buildFunction(options: {
+  root: string;
+  handler: string;
+  properties: NodeBuildProperties;
+  out: string;
+  /** Only the benchmarks pass any: to measure a variant of the deployed bundle. */
+  plugins?: Plugin[];
+}): Promise<BuiltFunction> {
+  const { root, handler, properties, out, plugins = [] } = options;
   if (properties.format === "cjs") throw new Error(`${handler}: CommonJS functions are not built here (every Enclave function is ESM)`);
   const exportName = extname(handler).slice(1);
   const file = resolve(root, handler.slice(0, -(exportName.length + 1)) + ".ts");
@@ -76,6 +83,7 @@ export async function buildFunction(options: { root: string; handler: string; pr
     minifyIdentifiers: minify,
     sourcemap: properties.sourcemap ? "linked" : false,
     logLevel: "silent",
+    plugins,
     write: true,
   });
   return { handler: `${fileName}.${exportName}`, main: join(out, `${fileName}.mjs`), out, metafile: result.metafile };
@@ -85,10 +93,10 @@ export async function buildFunction(options: { root: string; handler: string; pr
  * Builds one of this repository's entry points (`functions/auth/api.ts`) with the deployment's
  * `nodejs` settings (plan.ts) into `outdir`.
  */
-export async function bundleFunction(entry: string, outdir: string): Promise<{ main: string; metafile: Metafile }> {
+export async function bundleFunction(entry: string, outdir: string, plugins: Plugin[] = []): Promise<{ main: string; metafile: Metafile }> {
   const root = resolve(import.meta.dirname, "..");
   const handler = `${relative(root, resolve(entry)).slice(0, -".ts".length)}.handler`;
-  const built = await buildFunction({ root, handler, properties: nodejs, out: outdir });
+  const built = await buildFunction({ root, handler, properties: nodejs, out: outdir, plugins });
   if (dirname(built.main) !== resolve(outdir)) throw new Error(`unexpected output ${built.main}`);
   return { main: built.main, metafile: built.metafile };
 }

@@ -1,16 +1,6 @@
 import { isIP } from "node:net";
+import { platformAddress } from "@enclave/core/http/platform-address";
 import type { Context } from "hono";
-
-function field(value: unknown, ...path: string[]): unknown {
-  let current = value;
-  for (const key of path) {
-    if (current === null || typeof current !== "object") return undefined;
-    current = (current as Record<string, unknown>)[key];
-  }
-  return current;
-}
-
-const text = (value: unknown) => (typeof value === "string" && value.trim() !== "" ? value.trim() : undefined);
 
 /**
  * The address a request came from, as the platform saw it: API Gateway's `requestContext`
@@ -29,13 +19,7 @@ export function sourceAddress(c: Context, forwardedForHops = 0): string | undefi
     const client = hops.length > 0 ? hops[Math.max(0, hops.length - forwardedForHops)] : undefined;
     if (client) return client;
   }
-  const env: unknown = c.env;
-  return (
-    text(field(env, "requestContext", "http", "sourceIp")) ??
-    text(field(env, "requestContext", "identity", "sourceIp")) ??
-    text(field(env, "incoming", "socket", "remoteAddress")) ??
-    text(field(env, "server", "incoming", "socket", "remoteAddress"))
-  );
+  return platformAddress(c);
 }
 
 /** The eight groups of an IPv6 address, as numbers; undefined when it is not one. */

@@ -7,7 +7,10 @@
  */
 import { type JsonSchema, type OpenApiDocument, resolve, schemaProblems } from "./schema-fuzz.testing";
 
-/** API.md: each error code and the one status it always comes with. */
+/**
+ * API.md: each error code and the one status it always comes with. Written out here, not taken
+ * from core/errors.ts, so the fuzzer also catches a drift of the services' own table.
+ */
 export const contractErrorStatus: Record<string, number> = {
   validation_failed: 400,
   malformed_json: 400,

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import pg from "pg";
-import { WebSocketServer } from "ws";
+import { type WebSocket, WebSocketServer } from "ws";
 
 /**
  * Neon's HTTP SQL protocol, served from this machine and backed by a PostgreSQL server, for
@@ -180,6 +180,44 @@ export function neonSqlHandler(options: { target: SqlTarget }): NeonSqlHandler {
   return handler;
 }
 
+/**
+ * Carries one PostgreSQL connection over a WebSocket, as Neon's proxy does: binary frames to and
+ * from a TCP connection to `to`, each side closed with the other. The hooks see each message.
+ */
+export function pipeToPostgres(
+  ws: WebSocket,
+  to: { host: string; port: number },
+  sockets: Set<Socket>,
+  hooks: { fromClient?: () => void; fromServer?: () => void } = {},
+): void {
+  const tcp = connect(to);
+  sockets.add(tcp);
+  tcp.setNoDelay(true);
+  const pending: Buffer[] = [];
+  tcp.on("connect", () => {
+    for (const chunk of pending.splice(0)) tcp.write(chunk);
+  });
+  ws.on("message", (data: Buffer | ArrayBuffer | Buffer[]) => {
+    hooks.fromClient?.();
+    const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    if (tcp.connecting) pending.push(chunk);
+    else tcp.write(chunk);
+  });
+  tcp.on("data", (chunk) => {
+    hooks.fromServer?.();
+    if (ws.readyState === ws.OPEN) ws.send(chunk, { binary: true });
+  });
+  const closeBoth = () => {
+    sockets.delete(tcp);
+    tcp.destroy();
+    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close();
+  };
+  tcp.on("close", closeBoth);
+  tcp.on("error", closeBoth);
+  ws.on("close", closeBoth);
+  ws.on("error", closeBoth);
+}
+
 export interface NeonLocalEndpoint {
   port: number;
   /** For `openDatabase(url, { neonWsProxy })`: the driver derives `http://<this>/sql` from it. */
@@ -223,34 +261,17 @@ export async function startNeonLocalEndpoint(options: { target?: SqlTarget } = {
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
       connections++;
-      const tcp = connect(to);
-      sockets.add(tcp);
-      tcp.setNoDelay(true);
+      // Each turn from the server answering to the client sending again is one round trip.
       let clientTurn = false;
-      const pending: Buffer[] = [];
-      tcp.on("connect", () => {
-        for (const chunk of pending.splice(0)) tcp.write(chunk);
+      pipeToPostgres(ws, to, sockets, {
+        fromClient: () => {
+          if (!clientTurn) wsFlights++;
+          clientTurn = true;
+        },
+        fromServer: () => {
+          clientTurn = false;
+        },
       });
-      ws.on("message", (data: Buffer | ArrayBuffer | Buffer[]) => {
-        if (!clientTurn) wsFlights++;
-        clientTurn = true;
-        const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-        if (tcp.connecting) pending.push(chunk);
-        else tcp.write(chunk);
-      });
-      tcp.on("data", (chunk) => {
-        clientTurn = false;
-        if (ws.readyState === ws.OPEN) ws.send(chunk, { binary: true });
-      });
-      const closeBoth = () => {
-        sockets.delete(tcp);
-        tcp.destroy();
-        if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close();
-      };
-      tcp.on("close", closeBoth);
-      tcp.on("error", closeBoth);
-      ws.on("close", closeBoth);
-      ws.on("error", closeBoth);
     });
   });
 

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage } from "node:http";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
-import { neonSqlHandler } from "./neon-http-endpoint";
+import { neonSqlHandler, pipeToPostgres } from "./neon-http-endpoint";
 
 /**
  * The only PostgreSQL servers the proxy connects to. Anything else is refused before a TCP
@@ -71,32 +71,7 @@ export async function startNeonProxy(options: { port?: number } = {}): Promise<N
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
       connections++;
-      const tcp = connect({ host: target.host, port: target.port });
-      sockets.add(tcp);
-      tcp.setNoDelay(true);
-      const pending: Buffer[] = [];
-      let open = false;
-      tcp.on("connect", () => {
-        open = true;
-        for (const chunk of pending.splice(0)) tcp.write(chunk);
-      });
-      ws.on("message", (data: Buffer | ArrayBuffer | Buffer[]) => {
-        const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-        if (open) tcp.write(chunk);
-        else pending.push(chunk);
-      });
-      tcp.on("data", (chunk) => {
-        if (ws.readyState === ws.OPEN) ws.send(chunk, { binary: true });
-      });
-      const closeBoth = () => {
-        sockets.delete(tcp);
-        tcp.destroy();
-        if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close();
-      };
-      tcp.on("close", closeBoth);
-      tcp.on("error", closeBoth);
-      ws.on("close", closeBoth);
-      ws.on("error", closeBoth);
+      pipeToPostgres(ws, target, sockets);
     });
   });
 
