@@ -127,8 +127,10 @@ describe("rotating the auth signing key", () => {
     const served: Record<string, number> = {};
     let phase = "before";
     let running = true;
+    let rounds = 0;
     const loop = (async () => {
       while (running) {
+        rounds++;
         for (const { label, token, role } of [...held]) {
           for (const path of role === "admin" ? adminRoutes : customerRoutes) {
             const res = await call(path, token);
@@ -184,6 +186,9 @@ describe("rotating the auth signing key", () => {
     // 3. After the longest token lifetime the old key's tokens have expired: nobody holds one that
     // works any more. The loop keeps only tokens of the new key, and the old key is dropped.
     held.splice(0, held.length, ...held.filter((h) => kidOf(h.token) === newKey.kid));
+    // The round under way still holds the old list: the drop starts once a round has begun with the new one.
+    const round = rounds;
+    while (rounds === round) await new Promise((resolve) => setTimeout(resolve, 5));
     const dropped = rotateSigningKeys(switched, "drop");
     phase = "drop old";
     await rollOut(dropped, ["auth", "profile", "payments", "admin"], () => serve(5));

@@ -172,7 +172,10 @@ export class LambdaAsync {
     const maxRetries = fn.maximumRetryAttempts ?? 2;
     const maxAgeMs = (fn.maximumEventAgeInSeconds ?? 21_600) * 1000;
     const accepted = this.now();
-    let agedExtraMs = 0;
+    // The event's age as AWS would see it: time spent running attempts plus AWS's own waits
+    // (measured sleeps are replaced by those, so a timer firing a millisecond early changes nothing).
+    let sleptMs = 0;
+    let awsWaitedMs = 0;
     // Lambda answers 202 before running anything: the caller's own code goes first.
     await Promise.resolve();
     for (let attempt = 1; ; attempt++) {
@@ -186,13 +189,14 @@ export class LambdaAsync {
       let condition: FailureCondition | undefined = attempt > maxRetries ? "RetriesExhausted" : undefined;
       if (!condition) {
         const delay = this.baseDelayMs * 2 ** (attempt - 1);
-        agedExtraMs += Math.max(0, (AWS_RETRY_DELAYS_MS[attempt - 1] ?? AWS_RETRY_DELAYS_MS.at(-1)!) - delay);
+        sleptMs += delay;
+        awsWaitedMs += AWS_RETRY_DELAYS_MS[attempt - 1] ?? AWS_RETRY_DELAYS_MS.at(-1)!;
         invocation.status = "retrying";
         if (!(await this.sleeps.sleep(delay))) {
           invocation.status = "stopped";
           return this.finish(invocation);
         }
-        if (this.now() - accepted + agedExtraMs >= maxAgeMs) condition = "EventAgeExceeded";
+        if (Math.max(0, this.now() - accepted - sleptMs) + awsWaitedMs >= maxAgeMs) condition = "EventAgeExceeded";
       }
       if (condition) {
         invocation.status = "failed";
