@@ -15,7 +15,7 @@ export type ServiceSecret = keyof typeof secretVariables;
 
 /**
  * Variables that carry a secret: a private key, a database URL with its password, the migrate
- * function's administrator URL and runtime passwords. The deployment never sets them in a
+ * function's administrator URL, runtime passwords and the staging seed password. The deployment never sets them in a
  * function's configuration (readable by anyone who may read the function's settings): it seals
  * them into the function's package (infra/functions.ts, `sealedLinks`), where the functions'
  * configuration reads them (core's withSealedSettings).
@@ -25,6 +25,7 @@ export function isSealedVariable(name: string): boolean {
     name.endsWith("_DATABASE_URL") ||
     name.endsWith("_RUNTIME_PASSWORD") ||
     name === "MIGRATE_ADMIN_URL" ||
+    name === "STAGING_SEED_PASSWORD" ||
     (Object.values(secretVariables) as string[]).includes(name)
   );
 }

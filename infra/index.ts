@@ -22,11 +22,11 @@ export async function deploy() {
   const services = deployedServices.map((d) => d.manifest.name);
   const plan = planDeployment(deployedServices, declaredJobs($cli.paths.root, services));
 
-  const secrets = createSecrets();
+  const secrets = createSecrets(settings);
   const database = createDatabase(settings, plan.services, secrets);
   const bus = createBus();
   const sealed: SealedLinks = new Map();
-  const migrations = createMigrations(database, plan.services, settings, sealed);
+  const migrations = createMigrations(database, plan.services, settings, secrets, sealed);
   const api = createApi();
   const alarms = createAlarmTopic();
 

@@ -1,5 +1,6 @@
 import type { StageDatabase } from "./database";
 import { type SealedLinks, sealedLinks } from "./functions";
+import type { Secrets } from "./secrets";
 import { architecture, defaultSizing, nodejs, runtime } from "./sizing";
 import type { StageSettings } from "./stage";
 
@@ -11,7 +12,7 @@ import type { StageSettings } from "./stage";
  * Service functions take the resulting schema digest as a variable, so they are updated only
  * after the migrations succeeded.
  */
-export function createMigrations(database: StageDatabase, services: string[], settings: StageSettings, sealed: SealedLinks) {
+export function createMigrations(database: StageDatabase, services: string[], settings: StageSettings, secrets: Secrets, sealed: SealedLinks) {
   const { topology, singleDatabase } = settings;
   const environment: Record<string, $util.Input<string>> = {
     STAGE: $app.stage,
@@ -25,8 +26,9 @@ export function createMigrations(database: StageDatabase, services: string[], se
   // after it, as the runtime URLs (database.ts) say.
   if (topology === "single") environment.MIGRATE_DATABASE = singleDatabase;
   for (const service of services) environment[`${service.toUpperCase()}_RUNTIME_PASSWORD`] = database.services[service]!.password;
+  if (secrets.StagingSeedPassword) environment.STAGING_SEED_PASSWORD = secrets.StagingSeedPassword.value;
 
-  // The administrator's URL and the runtime passwords are sealed into the package, not set as variables.
+  // The administrator's URL, the runtime passwords and the staging seed password are sealed into the package, not set as variables.
   const { environment: variables, link } = sealedLinks(environment, sealed);
   const fn = new sst.aws.Function("Migrate", {
     description: "Applies every service's migrations, roles and grants for the stage",

@@ -258,6 +258,19 @@ describe("other stages and settings", () => {
     await expectNoSecretInConfiguration(model);
   }, 120_000);
 
+  test("staging seeds: the deploy needs the StagingSeedPassword secret and seals it into the migrate function only", async () => {
+    const missing = await capture({ stage: "staging", settings: { ENCLAVE_SEED: "staging" } });
+    expect(missing.model.errors.join("\n")).toMatch(/StagingSeedPassword/);
+
+    const password = "staging-Pa55word-from-the-vault";
+    const { model } = await capture({ stage: "staging", settings: { ENCLAVE_SEED: "staging" }, secrets: { StagingSeedPassword: password } });
+    expect(model.errors).toEqual([]);
+    expect(environmentOf(model, "Migrate").MIGRATE_SEEDS).toBe("essential,staging");
+    expect((await sealedOf(model.functions.find((f) => f.component === "Migrate")!)).STAGING_SEED_PASSWORD).toBe(password);
+    for (const fn of model.functions.filter((f) => f.component !== "Migrate")) expect(fn.sealed, fn.component).not.toContain("STAGING_SEED_PASSWORD");
+    await expectNoSecretInConfiguration(model);
+  }, 120_000);
+
   test("a preview branched from production's data fails the deploy unless asked for explicitly", async () => {
     const refused = await capture({ stage: "pr-44", settings: { NEON_PARENT_BRANCH: "main" } });
     expect(refused.model.errors.join("\n")).toMatch(/copy its personal data/);

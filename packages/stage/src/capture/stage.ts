@@ -14,6 +14,8 @@ export interface StageRequest {
   /** Answers the deploy's `aws.lambda.Invocation`s; planning answers without running anything. */
   invoke?: CaptureOptions["invoke"];
   neonOwnerPassword?: string;
+  /** Secrets besides the ones every stage has (`StagingSeedPassword` where ENCLAVE_SEED=staging). */
+  secrets?: Record<string, string>;
 }
 
 export interface CapturedStage {
@@ -38,6 +40,7 @@ export async function captureStageModel(request: StageRequest): Promise<Captured
       AuthSigningKey: JSON.stringify(generatePrivateJwk()),
       ServiceSigningKey: JSON.stringify(generatePrivateJwk()),
       NeonApiKey: "neon-api-key-of-the-twin",
+      ...request.secrets,
     },
     settings: {
       NEON_PROJECT_ID: "twin-project",
