@@ -26,6 +26,12 @@ export interface DeployedFunction {
   invoke(event: unknown): Promise<InvokeOutcome>;
   /** Execution environments alive now, busy or idle. */
   readonly instances: number;
+  /**
+   * Kills every execution environment with SIGKILL, as a crash or a host failure would: the
+   * invocations they were running fail with `Runtime.ExitError`, and the next ones start new
+   * environments (cold starts). The function stays deployed.
+   */
+  crash(): Promise<void>;
   /** Kills every execution environment; invocations still waiting are rejected. */
   close(): Promise<void>;
 }
@@ -283,6 +289,11 @@ export function deployFunction(spec: FunctionSpec, network: TwinNetwork, options
     },
     get instances() {
       return pool.size;
+    },
+    async crash() {
+      const instances = [...pool];
+      for (const instance of instances) instance.kill();
+      await Promise.all(instances.map((instance) => instance.exited));
     },
     async close() {
       closed = true;

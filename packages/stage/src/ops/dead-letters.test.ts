@@ -2,11 +2,11 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { root } from "../capture/capture";
 import { postgresBinaries } from "../twin/postgres";
 import { startTwin, type Twin } from "../twin/twin";
+import { twinSql } from "../twin/twin.testing";
 import { deadLettersCommand } from "./cli";
 
 /**
@@ -20,15 +20,7 @@ import { deadLettersCommand } from "./cli";
 const STAGE = "pr-9";
 const fake = { region: "us-east-1", credentials: { accessKeyId: "TWINTEST", secretAccessKey: "twin-test-secret" } };
 
-async function sql<T>(twin: Twin, text: string): Promise<T[]> {
-  const client = new pg.Client({ host: twin.postgres.socket, port: twin.postgres.port, user: "postgres", database: "profile" });
-  await client.connect();
-  try {
-    return (await client.query(text)).rows as T[];
-  } finally {
-    await client.end();
-  }
-}
+const sql = <T>(twin: Twin, text: string) => twinSql<T>(twin, "profile", text);
 
 /** The npm script itself (`npm run events:dlq -- --stage …`), in a process of its own with only the standard AWS variables. */
 function npmScript(

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +19,10 @@ export interface TwinPostgres {
   owner: { user: string; password: string; database: string };
   /** The superuser `postgres` connects over this socket directory (trust): tests inspect the stage with it. */
   socket: string;
+  /** Shuts the server down (fast shutdown: open connections are cut) and keeps its data: the database has gone away. */
+  halt(): Promise<void>;
+  /** Starts the server again on the same port and data, after `halt`. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -99,20 +103,53 @@ export async function startTwinPostgres(options: { ownerPassword: string }): Pro
     "-c",
     "max_connections=200",
   ]);
-  const server: ChildProcess = spawn(postgres, serverArgs, { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
-  server.stderr?.on("data", (chunk) => (log = (log + chunk).slice(-4000)));
-  let admin: pg.Client;
-  for (let attempt = 0; ; attempt++) {
-    admin = new pg.Client({ host: socket, port, user: "postgres", database: "postgres" });
-    try {
-      await admin.connect();
-      break;
-    } catch (error) {
-      if (attempt > 100 || server.exitCode !== null) throw new Error(`the twin's PostgreSQL did not start: ${(error as Error).message}\n${log}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+  let server: ChildProcess;
+  const startServer = async () => {
+    server = spawn(postgres, serverArgs, { stdio: ["ignore", "ignore", "pipe"] });
+    server.stderr?.on("data", (chunk) => (log = (log + chunk).slice(-4000)));
+    for (let attempt = 0; ; attempt++) {
+      const probe = new pg.Client({ host: socket, port, user: "postgres", database: "postgres" });
+      try {
+        await probe.connect();
+        await probe.end();
+        return;
+      } catch (error) {
+        if (attempt > 100 || server.exitCode !== null) throw new Error(`the twin's PostgreSQL did not start: ${(error as Error).message}\n${log}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
     }
-  }
+  };
+  /** The postmaster's own pid: under root `server` is runuser, which does not pass signals on. */
+  const postmasterPid = (): number | undefined => {
+    try {
+      const pid = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const shutDown = async () => {
+    const pid = postmasterPid();
+    if (pid === undefined || !alive(pid)) return;
+    // SIGINT: PostgreSQL's fast shutdown (disconnects clients, no waiting on them).
+    process.kill(pid, "SIGINT");
+    for (let waited = 0; alive(pid) && waited < 10_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (alive(pid)) process.kill(pid, "SIGKILL");
+    if (server.exitCode === null && server.signalCode === null)
+      await Promise.race([new Promise((resolve) => server.once("exit", resolve)), new Promise((resolve) => setTimeout(resolve, 5000))]);
+  };
+  await startServer();
+  const admin = new pg.Client({ host: socket, port, user: "postgres", database: "postgres" });
+  await admin.connect();
   const owner = { user: "neondb_owner", password: options.ownerPassword, database: "neondb" };
   try {
     await admin.query(`create role ${owner.user} login createrole createdb password '${owner.password.replaceAll("'", "''")}'`);
@@ -126,14 +163,14 @@ export async function startTwinPostgres(options: { ownerPassword: string }): Pro
     port,
     owner,
     socket,
+    halt: shutDown,
+    async resume() {
+      const pid = postmasterPid();
+      if (pid !== undefined && alive(pid)) return;
+      await startServer();
+    },
     async stop() {
-      if (server.exitCode === null) {
-        const exited = new Promise((resolve) => server.once("exit", resolve));
-        // SIGINT: PostgreSQL's fast shutdown (disconnects clients, no waiting on them).
-        server.kill("SIGINT");
-        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
-        if (server.exitCode === null) server.kill("SIGKILL");
-      }
+      await shutDown();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,10 +1,10 @@
 import { createEnclaveClient } from "@enclave/client";
 import { runApiFlow } from "@enclave/client/api-flow.testing";
 import { developmentPeople } from "@enclave/core/seed";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { postgresBinaries } from "./postgres";
 import { startTwin, type Twin } from "./twin";
+import { twinSql as sql, sweepOutboxes } from "./twin.testing";
 
 /**
  * The whole contract against the stage as deployed: the real sst.config.ts captured, the
@@ -44,47 +44,6 @@ async function allAuditRows(twin: Twin, token: string): Promise<{ id: string; ac
     cursor = page.body.nextCursor;
   } while (cursor);
   return rows;
-}
-
-/** Unpublished outbox rows across the services. */
-async function unpublished(twin: Twin, databaseOf: (service: string) => string): Promise<number> {
-  let total = 0;
-  for (const service of ["auth", "profile", "payments", "admin"]) {
-    const [row] = await sql<{ count: string }>(twin, databaseOf(service), `select count(*) from ${service}.outbox where published_at is null`);
-    total += Number(row?.count);
-  }
-  return total;
-}
-
-/**
- * Publishes what the outboxes hold, as the every-minute sweepers do: the deploy's seed events
- * wait there. The sweepers leave rows younger than their grace period (a relay may still be at
- * work), so this fires them until nothing is left.
- */
-async function sweepOutboxes(twin: Twin, databaseOf: (service: string) => string) {
-  for (let round = 0; round < 20 && (await unpublished(twin, databaseOf)) > 0; round++) {
-    await fireSweepers(twin);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  expect(await unpublished(twin, databaseOf)).toBe(0);
-}
-
-async function fireSweepers(twin: Twin) {
-  for (const schedule of twin.model.schedules.filter((s) => twin.model.functions.find((f) => f.name === s.functionName)?.component.endsWith("OutboxSweeper"))) {
-    const run = await twin.scheduler.fire(schedule.name);
-    expect(run.invocation?.status, schedule.name).toBe("succeeded");
-  }
-  await twin.idle();
-}
-
-async function sql<T>(twin: Twin, database: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ host: twin.postgres.socket, port: twin.postgres.port, user: "postgres", database });
-  await client.connect();
-  try {
-    return (await client.query(text)).rows as T[];
-  } finally {
-    await client.end();
-  }
 }
 
 for (const topology of ["per-service", "single"] as const) {

@@ -1,0 +1,271 @@
+/**
+ * Faults on the stage as deployed (the stage twin: every function's uploaded package in processes
+ * of its own, PostgreSQL behind the Neon protocols, events through the captured rules, Lambda's
+ * retries and dead-letter queues), as packages/local/src/faults-*.test.ts inject them into
+ * `npm run dev`:
+ *   - execution environments killed with SIGKILL under mixed traffic, APIs and consumers alike,
+ *     over and over: what was acknowledged is there exactly once, clients that retry what got no
+ *     answer end with one effect, every committed event is delivered and audited once;
+ *   - the database goes away and comes back: 503 `unavailable` and health 503 while it is gone,
+ *     nothing written, and the same functions serve again once it is back, with no redeploy.
+ */
+import { randomUUID } from "node:crypto";
+import { type Answer, call } from "@enclave/local/faults.testing";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { postgresBinaries } from "./postgres";
+import { startTwin, type Twin } from "./twin";
+import { stageServices, sweepOutboxes, twinSql } from "./twin.testing";
+
+const password = "correct horse battery";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface User {
+  email: string;
+  token: string;
+  id: string;
+}
+
+type Sent =
+  | { op: "register"; email: string; answer?: Answer }
+  | { op: "login"; email: string; answer?: Answer }
+  | { op: "pay"; key: string; sender: User; body: { recipientEmail: string; amount: string }; answer?: Answer }
+  | { op: "patch"; user: User; seq: number; answer?: Answer };
+
+const acknowledged = (sent: Sent) =>
+  sent.answer !== undefined &&
+  ((sent.op === "register" && sent.answer.status === 201) ||
+    (sent.op === "pay" && sent.answer.status === 201) ||
+    (sent.op === "patch" && sent.answer.status === 200));
+
+/**
+ * A 5xx a client may see while environments are killed: API Gateway's own answer for a function
+ * that died mid-request, or a service's 503 `unavailable` when a service it calls did.
+ */
+const crashAnswer = (answer: Answer) =>
+  (answer.status === 500 && answer.body?.message === "Internal Server Error") || (answer.status === 503 && answer.body?.error?.code === "unavailable");
+
+describe.skipIf(!postgresBinaries())("faults on the stage twin", () => {
+  let twin: Twin;
+  const databaseOf = (service: string) => service;
+  const count = async (service: string, query: string) => Number((await twinSql<{ n: string }>(twin, databaseOf(service), query))[0]?.n);
+
+  beforeAll(async () => {
+    twin = await startTwin({ stage: "pr-12", topology: "per-service", timers: false, maxConcurrency: 2 });
+    await sweepOutboxes(twin, databaseOf);
+  }, 180_000);
+  afterAll(async () => {
+    await twin?.stop();
+  }, 60_000);
+
+  test("execution environments killed under mixed traffic: acknowledged writes exactly once, every event delivered and audited once", async () => {
+    const base = twin.url;
+    const run = randomUUID().slice(0, 8);
+    const register = async (email: string): Promise<User> => {
+      const answer = await call(base, "POST", "/auth/register", { body: { email, password, name: "Fault" } });
+      expect(answer?.status, JSON.stringify(answer?.body)).toBe(201);
+      return { email, token: answer!.body.accessToken, id: answer!.body.user.id };
+    };
+    const users: User[] = [];
+    for (let i = 0; i < 4; i++) users.push(await register(`base-${i}-${run}@example.com`));
+    await twin.idle();
+
+    const sent: Sent[] = [];
+    let stopping = false;
+    let counter = 0;
+    const ops = ["register", "pay", "patch", "login", "pay", "patch"] as const;
+    const client = async (worker: number) => {
+      for (let step = 0; !stopping; step++) {
+        const n = counter++;
+        const op = ops[(worker + step) % ops.length]!;
+        const sender = users[n % users.length]!;
+        if (op === "register") {
+          const entry: Sent = { op, email: `mixed-${n}-${run}@example.com` };
+          sent.push(entry);
+          entry.answer = await call(base, "POST", "/auth/register", { body: { email: entry.email, password, name: `Mixed ${n}` } });
+        } else if (op === "login") {
+          const entry: Sent = { op, email: sender.email };
+          sent.push(entry);
+          entry.answer = await call(base, "POST", "/auth/login", { body: { email: sender.email, password } });
+        } else if (op === "pay") {
+          const recipient = users[(n + 1) % users.length]!;
+          const body = { recipientEmail: recipient.email, amount: `${1 + (n % 9)}.${String(n % 100).padStart(2, "0")}` };
+          const entry: Sent = { op, key: randomUUID(), sender, body };
+          sent.push(entry);
+          entry.answer = await call(base, "POST", "/payments", { body, token: sender.token, headers: { "idempotency-key": entry.key } });
+        } else {
+          const entry: Sent = { op: "patch", user: sender, seq: n };
+          sent.push(entry);
+          entry.answer = await call(base, "PATCH", "/profiles/me", { body: { bio: `update ${n}` }, token: sender.token });
+        }
+      }
+    };
+    const clients = [0, 1, 2, 3].map(client);
+
+    // Every API and consumer, one after another, killed while the traffic runs (crons are left alone:
+    // their schedules fire only when the test fires them).
+    const victims = twin.model.functions.filter(
+      (f) => f.component.endsWith("Api") || twin.model.rules.some((r) => r.targets.some((t) => t.functionName === f.name)),
+    );
+    expect(victims.length).toBeGreaterThanOrEqual(6);
+    // One kill at a time; before each, the traffic gets two more writes through (however slow the
+    // cold starts after the last kill), until every function was killed twice.
+    let crashes = 0;
+    const crashed = new Set<string>();
+    while (crashes < 2 * victims.length) {
+      const target = sent.filter(acknowledged).length + 2;
+      const deadline = Date.now() + 20_000;
+      while (sent.filter(acknowledged).length < target && Date.now() < deadline) await sleep(20);
+      const victim = victims[crashes % victims.length]!;
+      const fn = twin.functions.get(victim.name)!;
+      if (fn.instances > 0) crashed.add(victim.component);
+      await fn.crash();
+      crashes++;
+    }
+    stopping = true;
+    await Promise.all(clients);
+
+    // Answers: successes and refusals the contract allows; a 5xx only where a function died.
+    for (const s of sent) expect([s.op, s.answer?.status]).not.toEqual([s.op, undefined]);
+    const failed = sent.filter((s) => s.answer!.status >= 500);
+    for (const s of failed) expect([s.op, s.answer!.status, crashAnswer(s.answer!)]).toEqual([s.op, s.answer!.status, true]);
+    for (const s of sent) if (s.answer!.status < 500 && s.op === "login") expect(s.answer!.status).toBe(200);
+    expect(failed.length, "the kills hit requests in flight").toBeGreaterThan(0);
+    const tally = (ss: Sent[]) =>
+      JSON.stringify(Object.entries(Object.groupBy(ss, (x) => `${x.op} ${x.answer!.status}`)).map(([k, v]) => `${k}: ${v!.length}`));
+    expect(sent.filter(acknowledged).length, tally(sent)).toBeGreaterThanOrEqual(2 * crashes);
+
+    // Clients retry what got no success, and repeat what was acknowledged: one effect each.
+    const firstIds = new Map<string, string>();
+    for (const s of sent) if (s.op === "pay" && acknowledged(s)) firstIds.set(s.key, s.answer!.body.payment.id);
+    for (const s of sent) {
+      if (s.op === "pay") {
+        const replay = await call(base, "POST", "/payments", { body: s.body, token: s.sender.token, headers: { "idempotency-key": s.key } });
+        expect([s.key, replay?.status]).toEqual([s.key, 201]);
+        if (firstIds.has(s.key)) expect(replay?.body.payment.id).toBe(firstIds.get(s.key));
+        else firstIds.set(s.key, replay!.body.payment.id);
+      } else if (s.op === "register" && !acknowledged(s)) {
+        const retried = await call(base, "POST", "/auth/register", { body: { email: s.email, password, name: "Retried" } });
+        expect([201, 409]).toContain(retried?.status);
+      }
+    }
+    for (const s of sent)
+      if (s.op === "register" && acknowledged(s)) expect((await call(base, "POST", "/auth/login", { body: { email: s.email, password } }))?.status).toBe(200);
+
+    // What a killed relay left is the sweepers' (rows older than their grace period); what ran out of
+    // retries waits in a dead-letter queue and is redriven, as docs/OPERATIONS.md says.
+    await twin.idle();
+    for (const service of stageServices)
+      await twinSql(twin, databaseOf(service), `update ${service}.outbox set created_at = created_at - interval '1 minute' where published_at is null`);
+    await sweepOutboxes(twin, databaseOf);
+    let redriven = 0;
+    for (const queue of twin.queues.queues()) {
+      if (twin.queues.messages(queue.arn).length === 0) continue;
+      const results = await twin.queues.redrive(queue.arn, { lambda: twin.lambda, eventBridge: twin.eventBridge });
+      redriven += results.length;
+      for (const result of results) expect(result).toMatchObject({ outcome: "succeeded" });
+    }
+    await twin.idle();
+    await sweepOutboxes(twin, databaseOf);
+    for (const queue of twin.queues.queues()) expect(twin.queues.messages(queue.arn), queue.arn).toEqual([]);
+
+    // Count everything.
+    const emails = (await twinSql<{ email: string }>(twin, "auth", "select lower(email) as email from auth.users")).map((r) => r.email);
+    for (const s of sent) if (s.op === "register") expect([s.email, emails.filter((e) => e === s.email).length]).toEqual([s.email, 1]);
+    expect(new Set(emails).size).toBe(emails.length);
+    const userIds = (await twinSql<{ id: string }>(twin, "auth", "select id from auth.users")).map((r) => r.id).sort();
+    const profileUsers = (await twinSql<{ user_id: string }>(twin, "profile", "select user_id from profile.user_profiles")).map((r) => r.user_id).sort();
+    expect(profileUsers).toEqual(userIds);
+
+    const bios = new Map(
+      (await twinSql<{ user_id: string; bio: string | null }>(twin, "profile", "select user_id, bio from profile.user_profiles")).map((r) => [
+        r.user_id,
+        r.bio,
+      ]),
+    );
+    for (const user of users) {
+      const acked = sent.filter((s): s is Extract<Sent, { op: "patch" }> => s.op === "patch" && s.user === user && acknowledged(s)).map((s) => s.seq);
+      if (acked.length > 0) expect(Number(/^update (\d+)$/.exec(bios.get(user.id) ?? "")?.[1])).toBeGreaterThanOrEqual(Math.max(...acked));
+    }
+
+    const senders = users.map((u) => `'${u.id}'`).join(", ");
+    const payments = await twinSql<{ id: string; status: string }>(
+      twin,
+      "payments",
+      `select id, status from payments.payments where sender_id in (${senders})`,
+    );
+    expect(payments.map((p) => p.id).sort()).toEqual([...firstIds.values()].sort());
+    // Every payment was carried to its end by the background processing, however often it was killed.
+    expect(payments.filter((p) => p.status !== "completed" && p.status !== "failed")).toEqual([]);
+    const keys = await twinSql<{ key: string; payment_id: string }>(
+      twin,
+      "payments",
+      `select key, payment_id from payments.idempotency_keys where caller_id in (${senders})`,
+    );
+    expect(new Map(keys.map((k) => [k.key, k.payment_id]))).toEqual(firstIds);
+    expect(await twinSql(twin, "payments", "select payment_id, status from payments.payment_transactions group by 1, 2 having count(*) > 1")).toEqual([]);
+
+    const events: string[] = [];
+    for (const service of stageServices) {
+      const outbox = await twinSql<{ id: string; published: boolean }>(
+        twin,
+        databaseOf(service),
+        `select id, published_at is not null as published from ${service}.outbox`,
+      );
+      expect(outbox.filter((r) => !r.published)).toEqual([]);
+      events.push(...outbox.map((r) => r.id));
+    }
+    const audited = (await twinSql<{ id: string }>(twin, "admin", "select id from admin.audit_logs")).map((r) => r.id);
+    expect(audited.sort()).toEqual(events.sort());
+
+    console.info(
+      `[twin] ${crashes} kills of ${victims.length} functions (${crashed.size} had environments running when killed: ${[...crashed].join(", ")}); ` +
+        `requests ${sent.length + users.length}, acknowledged writes ${sent.filter(acknowledged).length + users.length}, 5xx while killed ${failed.length}; ` +
+        `dead letters redriven ${redriven}; users ${userIds.length}, profiles ${profileUsers.length}, payments ${payments.length}, audit rows ${audited.length} = events ${events.length}`,
+    );
+  }, 600_000);
+
+  test("the database goes away: 503 unavailable and health 503, nothing written; back without a redeploy", async () => {
+    const base = twin.url;
+    const email = `outage-${randomUUID().slice(0, 8)}@example.com`;
+    const user = await call(base, "POST", "/auth/register", { body: { email: `before-${email}`, password, name: "Before" } });
+    expect(user?.status).toBe(201);
+    const token = user!.body.accessToken as string;
+    expect((await call(base, "GET", "/auth/me", { token }))?.status).toBe(200);
+    await twin.idle();
+    const usersBefore = await count("auth", "select count(*) as n from auth.users");
+
+    await twin.postgres.halt();
+    try {
+      for (const [method, path, body] of [
+        ["GET", "/auth/me", undefined],
+        ["GET", "/profiles/me", undefined],
+        ["GET", "/payments", undefined],
+        ["POST", "/auth/register", { email, password, name: "During" }],
+        ["POST", "/auth/login", { email: `before-${email}`, password }],
+      ] as const) {
+        const started = performance.now();
+        const answer = await call(base, method, path, { token, ...(body ? { body } : {}) });
+        expect([method, path, answer?.status, answer?.body]).toEqual([method, path, 503, { error: { code: "unavailable", message: expect.any(String) } }]);
+        // Answered well within the functions' timeout: nothing waits on a database that is not there.
+        expect(performance.now() - started, `${method} ${path}`).toBeLessThan(10_000);
+      }
+      for (const service of ["auth", "profiles", "payments", "admin"]) {
+        const health = await call(base, "GET", `/${service}/health`);
+        expect([service, health?.status, health?.body.database?.status]).toEqual([service, 503, "down"]);
+      }
+    } finally {
+      await twin.postgres.resume();
+    }
+
+    // The same execution environments serve again; the refused registration had written nothing.
+    let me: Answer | undefined;
+    for (let attempt = 0; attempt < 50 && me?.status !== 200; attempt++) {
+      if (attempt > 0) await sleep(200);
+      me = await call(base, "GET", "/auth/me", { token });
+    }
+    expect(me?.status).toBe(200);
+    expect(await count("auth", "select count(*) as n from auth.users")).toBe(usersBefore);
+    expect((await call(base, "POST", "/auth/register", { body: { email, password, name: "After" } }))?.status).toBe(201);
+    for (const service of ["auth", "profiles", "payments", "admin"]) expect((await call(base, "GET", `/${service}/health`))?.status, service).toBe(200);
+  }, 180_000);
+});
