@@ -44,6 +44,27 @@ describe("sealed settings", () => {
     expect(parseCommonConfig("profile", { SST_KEY: key, SST_KEY_FILE: join(dir, "resource.enc") }).databaseUrl).toBe(url);
   });
 
+  test("under sst dev the links arrive as SST_RESOURCE_<link> variables and are read the same way", () => {
+    const env = withSealedSettings({
+      STAGE: "dev",
+      SST_RESOURCE_SealedProfileDatabaseUrl: JSON.stringify({ variable: "PROFILE_DATABASE_URL", value: url, type: "sst.sst.Linkable" }),
+      SST_RESOURCE_SealedAuthSigningKey: JSON.stringify({ variable: "AUTH_SIGNING_KEY", value: '{"kty":"EC"}' }),
+      SST_RESOURCE_App: JSON.stringify({ name: "enclave", stage: "dev" }),
+      AUTH_SIGNING_KEY: "from-env",
+    });
+    expect(env).toMatchObject({ PROFILE_DATABASE_URL: url, AUTH_SIGNING_KEY: "from-env", STAGE: "dev" });
+    expect(parseCommonConfig("profile", { SST_RESOURCE_SealedProfileDatabaseUrl: JSON.stringify({ variable: "PROFILE_DATABASE_URL", value: url }) }).databaseUrl).toBe(url);
+    let refused: unknown;
+    try {
+      parseCommonConfig("profile", { SST_RESOURCE_SealedProfileDatabaseUrl: "postgres://not-json" });
+    } catch (error) {
+      refused = error;
+    }
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect((refused as ConfigError).problems).toEqual(["SST_RESOURCE_SealedProfileDatabaseUrl: not the JSON SST writes for a link"]);
+    expect((refused as ConfigError).message).not.toContain("not-json");
+  });
+
   test("a bundle that does not decrypt, or is missing, stops start-up naming SST_KEY_FILE and the service, never a value", () => {
     const { dir } = seal({ SealedProfileDatabaseUrl: { variable: "PROFILE_DATABASE_URL", value: url } });
     const wrongKey = randomBytes(32).toString("base64");
