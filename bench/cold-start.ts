@@ -22,7 +22,7 @@ import { createTestDatabase, type TestDatabase } from "@enclave/core/testing/dat
 import { type NeonLocalEndpoint, startNeonLocalEndpoint } from "@enclave/core/testing/neon-http-endpoint";
 import { sql } from "drizzle-orm";
 import { buildLambda, buildVariant, composition, root } from "./lambda-build";
-import { interleave, median, round, runNode } from "./lib";
+import { interleave, median, type ProcessRun, round, runNode } from "./lib";
 
 const outRoot = join(root, ".bench", "cold");
 
@@ -40,13 +40,19 @@ export const coldTargets: Target[] = [
   { service: "admin", method: "GET", path: "/admin/config", role: "ADMIN" },
 ];
 
-// The timed driver: import the bundle, answer one event, report CPU time. Arguments: bundle, event.
+// The timed driver: import the bundle, answer one event, report CPU time and where the wall time
+// went (ms since the process started: Node's own start-up, importing the bundle, the first request).
+// Arguments: bundle, event.
 const firstResponse = `import { readFileSync, writeSync } from "node:fs";
+const started = performance.now();
 const event = JSON.parse(readFileSync(process.argv[3], "utf8"));
+const loading = performance.now();
 const { handler } = await import(process.argv[2]);
+const imported = performance.now();
 const response = await handler(event, {});
+const answered = performance.now();
 if (response.statusCode !== 200) { console.error(response.statusCode, response.body); process.exit(1); }
-writeSync(2, "\\n" + JSON.stringify(process.cpuUsage()));
+writeSync(2, "\\n" + JSON.stringify({ ...process.cpuUsage(), phases: { startup: started, import: imported - loading, request: answered - imported } }));
 process.exit(0);
 `;
 // Not timed: the same, recording every file module the process imported.
@@ -62,27 +68,34 @@ writeSync(2, "\\n" + JSON.stringify(loaded));
 process.exit(0);
 `;
 
-// Not timed: 1000 warm invocations in one process (a Lambda instance's life); RSS at 500 and 1000, and the peak.
+// Not timed: 3000 warm invocations in one process (a Lambda instance's life). Peak RSS over the first
+// 1000; the JavaScript heap still in use after a full collection at 1000 and at 3000 (a leak grows it;
+// RSS also moves with how much heap V8 chooses to keep reserved, so it is not the leak signal).
 const warmMemory = `import { readFileSync, writeSync } from "node:fs";
 const event = JSON.parse(readFileSync(process.argv[3], "utf8"));
 const { handler } = await import(process.argv[2]);
-const rss = {};
-for (let i = 1; i <= 1000; i++) {
+const at = {};
+let peak = 0;
+for (let i = 1; i <= 3000; i++) {
   const response = await handler(event, {});
   if (response.statusCode !== 200) { console.error(response.statusCode, response.body); process.exit(1); }
-  if (i === 500 || i === 1000) { globalThis.gc?.(); rss[i] = process.memoryUsage().rss; }
+  if (i === 1000) peak = process.resourceUsage().maxRSS * 1024;
+  if (i === 1000 || i === 3000) { globalThis.gc(); globalThis.gc(); const m = process.memoryUsage(); at[i] = { heapUsed: m.heapUsed, rss: m.rss }; }
 }
-writeSync(2, "\\n" + JSON.stringify({ at500: rss[500], at1000: rss[1000], peak: process.resourceUsage().maxRSS * 1024 }));
+writeSync(2, "\\n" + JSON.stringify({ peak, at1000: at[1000], at3000: at[3000] }));
 process.exit(0);
 `;
 
 export interface MemoryFigures {
-  /** Peak resident set size over the process's life, bytes. */
+  /** Peak resident set size over the first 1000 invocations, bytes. */
   peak: number;
-  at500: number;
-  at1000: number;
-  /** RSS after 1000 invocations minus after 500 (a leak shows here). */
-  growth: number;
+  /** Heap in use after a full collection, after 1000 and 3000 invocations, bytes. */
+  heapAt1000: number;
+  heapAt3000: number;
+  /** heapAt3000 − heapAt1000: what a leak of even a few bytes per request shows as. */
+  heapGrowth: number;
+  rssAt1000: number;
+  rssAt3000: number;
 }
 
 interface Subject {
@@ -97,6 +110,8 @@ interface Subject {
 export interface SubjectFigures {
   ms: number;
   cpuMs: number;
+  /** Medians of where the wall time went, as the process measured it (see `firstResponse`). */
+  phases?: { startup: number; import: number; request: number };
   loadedBytes?: number;
   driverBytes?: number;
   roundTrips?: number;
@@ -119,7 +134,10 @@ async function loadedOf(subject: Subject, endpoint: NeonLocalEndpoint) {
   return { loadedBytes, roundTrips, ...(composed ? { driverBytes: composed.driverBytes, groups: composed.groups.slice(0, 8) } : {}) };
 }
 
-const bareNode = ["-e", "require('node:fs').writeSync(2, '\\n' + JSON.stringify(process.cpuUsage()))"];
+const bareNode = [
+  "-e",
+  "require('node:fs').writeSync(2, '\\n' + JSON.stringify({ ...process.cpuUsage(), phases: { startup: performance.now(), import: 0, request: 0 } }))",
+];
 const argsOf = (s: Subject) => (s.main ? [join(outRoot, "first-response.mjs"), s.main, s.event] : bareNode);
 
 async function measure(subjects: Subject[], runs: number, endpoint: NeonLocalEndpoint): Promise<Record<string, SubjectFigures>> {
@@ -133,15 +151,28 @@ async function measure(subjects: Subject[], runs: number, endpoint: NeonLocalEnd
   return Object.fromEntries(
     subjects.map((s) => {
       const runsOf = samples[s.name] ?? [];
-      return [s.name, { ms: round(median(runsOf.map((r) => r.ms))), cpuMs: round(median(runsOf.map((r) => r.cpuMs ?? 0))), ...extra[s.name] }];
+      const phase = (name: keyof NonNullable<ProcessRun["phases"]>) => round(median(runsOf.map((r) => r.phases?.[name] ?? 0)));
+      const phases = runsOf.every((r) => r.phases) ? { startup: phase("startup"), import: phase("import"), request: phase("request") } : undefined;
+      return [
+        s.name,
+        { ms: round(median(runsOf.map((r) => r.ms))), cpuMs: round(median(runsOf.map((r) => r.cpuMs ?? 0))), ...(phases ? { phases } : {}), ...extra[s.name] },
+      ];
     }),
   );
 }
 
 async function memoryOf(subject: Subject): Promise<MemoryFigures> {
   const run = await runNode(["--expose-gc", join(outRoot, "warm-memory.mjs"), subject.main, subject.event], subject.env);
-  const m = JSON.parse(run.stderr.trim().split("\n").at(-1) as string) as { at500: number; at1000: number; peak: number };
-  return { ...m, growth: m.at1000 - m.at500 };
+  type Point = { heapUsed: number; rss: number };
+  const m = JSON.parse(run.stderr.trim().split("\n").at(-1) as string) as { peak: number; at1000: Point; at3000: Point };
+  return {
+    peak: m.peak,
+    heapAt1000: m.at1000.heapUsed,
+    heapAt3000: m.at3000.heapUsed,
+    heapGrowth: m.at3000.heapUsed - m.at1000.heapUsed,
+    rssAt1000: m.at1000.rss,
+    rssAt3000: m.at3000.rss,
+  };
 }
 
 async function seed(service: string, database: TestDatabase, userId: string) {

@@ -12,6 +12,8 @@ export interface ProcessRun {
   ms: number;
   /** CPU time (user + system) the process reported for itself on its last stderr line, when it did. */
   cpuMs?: number;
+  /** Where the wall time went, when the process reported it on that line too (bench/cold-start.ts). */
+  phases?: { startup: number; import: number; request: number };
   stderr: string;
 }
 
@@ -32,13 +34,15 @@ export function runNode(args: string[], env: NodeJS.ProcessEnv): Promise<Process
       if (code !== 0) return reject(new Error(`node ${args.join(" ")} exited ${code}: ${stderr.slice(0, 800)}`));
       const last = stderr.trim().split("\n").at(-1) ?? "";
       let cpuMs: number | undefined;
+      let phases: ProcessRun["phases"];
       try {
-        const usage = JSON.parse(last) as { user?: number; system?: number };
+        const usage = JSON.parse(last) as { user?: number; system?: number; phases?: ProcessRun["phases"] };
         if (typeof usage.user === "number" && typeof usage.system === "number") cpuMs = (usage.user + usage.system) / 1000;
+        phases = usage.phases;
       } catch {
         cpuMs = undefined;
       }
-      resolve({ ms, stderr, ...(cpuMs === undefined ? {} : { cpuMs }) });
+      resolve({ ms, stderr, ...(cpuMs === undefined ? {} : { cpuMs }), ...(phases ? { phases } : {}) });
     });
   });
 }
