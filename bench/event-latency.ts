@@ -55,7 +55,7 @@ export interface EventLatencyResult {
 const percentile = (sorted: number[], p: number) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] as number;
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
-function summarize(samples: number[]): LatencySummary {
+export function summarize(samples: number[]): LatencySummary {
   const sorted = [...samples].sort((a, b) => a - b);
   return {
     n: sorted.length,

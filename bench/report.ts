@@ -191,6 +191,21 @@ export function writeReport(file: string, r: Omit<BenchResults, "budgets">, budg
     `| burst of ${e.burst.concurrency} concurrent registrations | ${e.burst.n} | ${e.burst.medianMs} ms | ${e.burst.p90Ms} ms | ${e.burst.p99Ms} ms | ${e.burst.maxMs} ms |`,
     "",
   );
+  const t = r.twinEvents;
+  if (t) {
+    out(
+      "Through the stage twin (bench/event-latency-twin.ts): the deployed packages of auth and of profile's subscriber in processes",
+      "of their own, the captured rule, EventBridge delivering by Lambda's asynchronous invocation, PostgreSQL behind the Neon",
+      "protocols. Both ends are the moments the twin's EventBridge accepted the entry (millisecond resolution): user.registered",
+      `from auth's relay, profile.created from the subscriber's. One registration at a time; the first ${t.warmup} (cold starts) left out;`,
+      `the twin took ${(t.twinStartMs / 1000).toFixed(1)} s to capture, migrate and start the stage.`,
+      "",
+      "| | n | p50 | p90 | p99 | max |",
+      "|---|---|---|---|---|---|",
+      `| stage twin, one registration at a time | ${t.n} | ${t.medianMs} ms | ${t.p90Ms} ms | ${t.p99Ms} ms | ${t.maxMs} ms |`,
+      "",
+    );
+  }
 
   if (r.migrate) {
     out(

@@ -9,11 +9,11 @@
  *   `--only warm`, `--only events` (or `--only warm,events`) measures only those steps and prints
  *   their figures and budgets, with the load average; no report is written.
  *
- *   BENCH_RUNS (cold-start runs per subject), BENCH_EVENTS, BENCH_WARM_MS (per round),
- *   BENCH_SPLIT_USERS override the mode's defaults.
+ *   BENCH_RUNS (cold-start runs per subject), BENCH_EVENTS, BENCH_TWIN_EVENTS (0 skips the stage
+ *   twin), BENCH_WARM_MS (per round), BENCH_SPLIT_USERS override the mode's defaults.
  *
  * One file per measurement: cold-start.ts (cold start, bytes, cold round trips, memory), warm.ts,
- * round-trips.ts, event-latency.ts, migrate-stage.ts, split.ts; report.ts writes the document.
+ * round-trips.ts, event-latency.ts, event-latency-twin.ts, migrate-stage.ts, split.ts; report.ts writes the document.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -22,6 +22,7 @@ import { configureLog } from "../packages/core/src/log";
 import { checkBudgets, limits } from "./budgets";
 import type { measureColdStart } from "./cold-start";
 import type { measureEventLatency } from "./event-latency";
+import type { measureTwinEventLatency } from "./event-latency-twin";
 import { buildLambda, root } from "./lambda-build";
 import { serverReachable } from "./lib";
 import type { measureMigrateStage } from "./migrate-stage";
@@ -44,6 +45,8 @@ const settings = {
   concurrency: 10,
   migrateRuns: quick ? 1 : 3,
   splitUsers: number("BENCH_SPLIT_USERS", quick ? 800 : 17_000),
+  // The twin starts a stage (capture, migrate, every function): a full run only.
+  twinEvents: number("BENCH_TWIN_EVENTS", quick ? 0 : 200),
 };
 
 async function main() {
@@ -59,6 +62,7 @@ async function main() {
   // Imported only now: the testing helpers read TEST_DATABASE_URL when they load.
   const { measureColdStart } = await import("./cold-start");
   const { measureEventLatency } = await import("./event-latency");
+  const { measureTwinEventLatency } = await import("./event-latency-twin");
   const { measureMigrateStage } = await import("./migrate-stage");
   const { measureRoundTrips } = await import("./round-trips");
   const { measureWarm } = await import("./warm");
@@ -127,6 +131,12 @@ async function main() {
   const roundTrips = await measureRoundTrips();
   step(`event latency (${settings.events} events)`);
   const events = await measureEventLatency({ events: settings.events, burst: 100 });
+  let twinEvents: Awaited<ReturnType<typeof measureTwinEventLatency>>;
+  if (settings.twinEvents > 0) {
+    step(`event latency through the stage twin (${settings.twinEvents} events)`);
+    twinEvents = await measureTwinEventLatency({ events: settings.twinEvents });
+    if (!twinEvents) skipped.push("event latency through the stage twin: no PostgreSQL server binaries (initdb, postgres) for the twin's own server");
+  }
   let warm: Awaited<ReturnType<typeof measureWarm>> | undefined;
   let migrate: Awaited<ReturnType<typeof measureMigrateStage>> | undefined;
   let split: unknown;
@@ -160,6 +170,7 @@ async function main() {
     cold,
     roundTrips,
     events,
+    twinEvents,
     warm,
     migrate,
     split,
@@ -205,6 +216,7 @@ export type BenchResults = {
   cold: Awaited<ReturnType<typeof measureColdStart>>;
   roundTrips: Awaited<ReturnType<typeof measureRoundTrips>>;
   events: Awaited<ReturnType<typeof measureEventLatency>>;
+  twinEvents: Awaited<ReturnType<typeof measureTwinEventLatency>>;
   warm: Awaited<ReturnType<typeof measureWarm>> | undefined;
   migrate: Awaited<ReturnType<typeof measureMigrateStage>> | undefined;
   split: unknown;
