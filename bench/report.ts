@@ -43,8 +43,12 @@ function coldGaps(r: Omit<BenchResults, "budgets">): string[] {
     const floor = s.figures["floor-http"];
     if (!enclave || !floor || enclave.ms <= floor.ms * 1.15) continue;
     const target = floor.ms * 1.15;
+    const phases =
+      enclave.phases && floor.phases
+        ? `; importing the bundle took ${(enclave.phases.import - floor.phases.import).toFixed(0)} ms more than the floor's and the first request ${(enclave.phases.request - floor.phases.request).toFixed(0)} ms more`
+        : "";
     gaps.push(
-      `${service} \`${s.route}\`: ${(enclave.ms - target).toFixed(0)} ms less wall time (to ${target.toFixed(0)} ms); its process used ${(enclave.cpuMs - floor.cpuMs).toFixed(0)} ms more CPU than the floor's, loading ${kb((enclave.loadedBytes ?? 0) - (floor.loadedBytes ?? 0))} more code`,
+      `${service} \`${s.route}\`: ${(enclave.ms - target).toFixed(0)} ms less wall time (to ${target.toFixed(0)} ms); its process used ${(enclave.cpuMs - floor.cpuMs).toFixed(0)} ms more CPU than the floor's, loading ${kb((enclave.loadedBytes ?? 0) - (floor.loadedBytes ?? 0))} more code${phases}`,
     );
   }
   const noDb = r.cold.noDatabase;
@@ -68,7 +72,7 @@ export function writeReport(file: string, r: Omit<BenchResults, "budgets">, budg
     "ratios compare medians of runs interleaved in rotating order, so load from elsewhere falls on both alike. Regenerate with the same command.",
     "",
     `- Machine: ${cpu.length} × ${cpu[0]?.model ?? "?"}, ${mb(totalmem())} memory, ${platform()} ${release()}; load average ${r.load.before.map((l) => l.toFixed(1)).join(" ")} before, ${r.load.after.map((l) => l.toFixed(1)).join(" ")} after`,
-    `- Node ${process.version}; ${packages.map((p) => `${p} ${version(p)}`).join(", ")}`,
+    `- Node ${r.node}; ${packages.map((p) => `${p} ${version(p)}`).join(", ")}`,
     `- Time per step (s): ${Object.entries(r.stepSeconds)
       .map(([name, seconds]) => `${name} ${seconds}`)
       .join(", ")}`,

@@ -160,6 +160,7 @@ async function main() {
   const results = {
     date: new Date().toISOString(),
     command: `npm run bench${quick ? " -- --quick" : ""}`,
+    node: process.version,
     settings,
     server: server ? new URL(server).host : null,
     skipped,
@@ -206,6 +207,8 @@ main().catch((error) => {
 export type BenchResults = {
   date: string;
   command: string;
+  /** The Node version that ran the measurements (every measured process is started with it). */
+  node: string;
   settings: typeof settings;
   server: string | null;
   skipped: string[];
