@@ -12,35 +12,24 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, testServerUrl } from "@enclave/core/testing/database";
 import { describe, expect, test, vi } from "vitest";
-import { type Answer, call, type DevProcess, openServiceDatabases, pendingDeliveries, rows, serviceNames, startDev } from "./faults.testing";
+import {
+  acknowledged,
+  call,
+  type DevProcess,
+  expectExactlyOnce,
+  mixedTraffic,
+  openServiceDatabases,
+  pendingDeliveries,
+  registerUser,
+  retryAsClients,
+  rows,
+  type Sent,
+  serviceNames,
+  startDev,
+  type TrafficUser,
+} from "./faults.testing";
 
 const SLOW = 600_000;
-const password = "correct horse battery";
-
-interface User {
-  email: string;
-  token: string;
-  id: string;
-}
-
-type Sent =
-  | { op: "register"; email: string; answer?: Answer }
-  | { op: "login"; email: string; answer?: Answer }
-  | { op: "pay"; key: string; sender: User; body: { recipientEmail: string; amount: string }; answer?: Answer }
-  | { op: "patch"; user: User; seq: number; answer?: Answer };
-
-const acknowledged = (sent: Sent) =>
-  sent.answer !== undefined &&
-  ((sent.op === "register" && sent.answer.status === 201) ||
-    (sent.op === "pay" && sent.answer.status === 201) ||
-    (sent.op === "patch" && sent.answer.status === 200));
-
-async function register(base: string, email: string): Promise<User> {
-  const answer = await call(base, "POST", "/auth/register", { body: { email, password, name: "Fault" } });
-  expect(answer?.status, JSON.stringify(answer?.body)).toBe(201);
-  return { email, token: answer!.body.accessToken, id: answer!.body.user.id };
-}
-
 /** Waits until the local bus has nothing pending: no file on disk, no delivery pending or retrying. */
 async function settled(dev: DevProcess, stageDir: string): Promise<void> {
   await vi.waitFor(
@@ -66,51 +55,19 @@ async function killUnderTraffic(label: string, env: Record<string, string>, wher
   let dev: DevProcess | undefined = await startDev(fullEnv);
   try {
     const base = dev.base;
-    const users: User[] = [];
-    for (let i = 0; i < 4; i++) users.push(await register(base, `base-${i}-${run}@example.com`));
+    const users: TrafficUser[] = [];
+    for (let i = 0; i < 4; i++) users.push(await registerUser(base, `base-${i}-${run}@example.com`));
 
     // Mixed traffic from four clients until the process dies under them.
     let killed = false;
-    let counter = 0;
-    const ops = ["register", "pay", "patch", "login", "pay", "patch"] as const;
-    const client = async (worker: number) => {
-      for (let step = 0; !killed; step++) {
-        const n = counter++;
-        const op = ops[(worker + step) % ops.length]!;
-        const sender = users[n % users.length]!;
-        if (op === "register") {
-          const entry: Sent = { op, email: `mixed-${n}-${run}@example.com` };
-          sent.push(entry);
-          entry.answer = await call(base, "POST", "/auth/register", { body: { email: entry.email, password, name: `Mixed ${n}` } });
-        } else if (op === "login") {
-          const entry: Sent = { op, email: sender.email };
-          sent.push(entry);
-          entry.answer = await call(base, "POST", "/auth/login", { body: { email: sender.email, password } });
-        } else if (op === "pay") {
-          const recipient = users[(n + 1) % users.length]!;
-          const entry: Sent = {
-            op,
-            key: randomUUID(),
-            sender,
-            body: { recipientEmail: recipient.email, amount: `${1 + (n % 9)}.${String(n % 100).padStart(2, "0")}` },
-          };
-          sent.push(entry);
-          entry.answer = await call(base, "POST", "/payments", { body: entry.body, token: sender.token, headers: { "idempotency-key": entry.key } });
-        } else {
-          const entry: Sent = { op: "patch", user: sender, seq: n };
-          sent.push(entry);
-          entry.answer = await call(base, "PATCH", "/profiles/me", { body: { bio: `update ${n}` }, token: sender.token });
-        }
-      }
-    };
-    const clients = [0, 1, 2, 3].map(client);
+    const clients = mixedTraffic(base, users, run, sent, () => killed);
     await vi.waitFor(() => expect(sent.filter(acknowledged).length).toBeGreaterThanOrEqual(16), { timeout: 300_000, interval: 10 });
     const inFlight = sent.filter((s) => s.answer === undefined).length;
     killed = true;
     dev.child.kill("SIGKILL");
     expect(await dev.exited).toBeNull();
     dev = undefined;
-    await Promise.all(clients);
+    await clients;
     // Every answer is a success or a refusal the contract allows; none is a 5xx.
     for (const s of sent) if (s.answer) expect([s.op, s.answer.status]).toEqual([s.op, s.answer.status < 500 ? s.answer.status : "no 5xx"]);
     for (const s of sent) if (s.op === "login" && s.answer) expect(s.answer.status).toBe(200);
@@ -144,21 +101,7 @@ async function killUnderTraffic(label: string, env: Record<string, string>, wher
     await settled(dev, stageDir);
 
     // Clients retry what got no answer, and repeat what was acknowledged: one effect each.
-    const firstIds = new Map<string, string>();
-    for (const s of sent) if (s.op === "pay" && acknowledged(s)) firstIds.set(s.key, s.answer!.body.payment.id);
-    for (const s of sent) {
-      if (s.op === "pay") {
-        const replay = await call(again, "POST", "/payments", { body: s.body, token: s.sender.token, headers: { "idempotency-key": s.key } });
-        expect([s.key, replay?.status]).toEqual([s.key, 201]);
-        if (firstIds.has(s.key)) expect(replay?.body.payment.id).toBe(firstIds.get(s.key));
-        else firstIds.set(s.key, replay!.body.payment.id);
-      } else if (s.op === "register" && !acknowledged(s)) {
-        const retried = await call(again, "POST", "/auth/register", { body: { email: s.email, password, name: "Retried" } });
-        expect([201, 409]).toContain(retried?.status);
-      }
-    }
-    for (const s of sent)
-      if (s.op === "register" && acknowledged(s)) expect((await call(again, "POST", "/auth/login", { body: { email: s.email, password } }))?.status).toBe(200);
+    const paymentIds = await retryAsClients(again, sent);
     await settled(dev, stageDir);
     dev.child.kill("SIGTERM");
     expect(await dev.exited).toBe(0);
@@ -168,58 +111,12 @@ async function killUnderTraffic(label: string, env: Record<string, string>, wher
     // Count everything.
     const after = await openServiceDatabases(where(stageDir));
     try {
-      const [auth, profile, payments, admin] = serviceNames.map((s) => after.of(s));
-      const emails = (await rows<{ email: string }>(auth!, `select lower(email) as email from auth.users`)).map((r) => r.email);
-      const registers = sent.filter((s): s is Extract<Sent, { op: "register" }> => s.op === "register");
-      for (const s of registers) expect([s.email, emails.filter((e) => e === s.email).length]).toEqual([s.email, 1]);
-      expect(new Set(emails).size).toBe(emails.length);
-      const userIds = (await rows<{ id: string }>(auth!, `select id from auth.users`)).map((r) => r.id).sort();
-      const profileUsers = (await rows<{ user_id: string }>(profile!, `select user_id from profile.user_profiles`)).map((r) => r.user_id).sort();
-      expect(profileUsers).toEqual(userIds);
-
-      // Profile updates: each user's bio is its last acknowledged update or a later one.
-      const bios = new Map(
-        (await rows<{ user_id: string; bio: string | null }>(profile!, `select user_id, bio from profile.user_profiles`)).map((r) => [r.user_id, r.bio]),
-      );
-      for (const user of users) {
-        const acked = sent.filter((s): s is Extract<Sent, { op: "patch" }> => s.op === "patch" && s.user === user && acknowledged(s)).map((s) => s.seq);
-        if (acked.length === 0) continue;
-        const seq = Number(/^update (\d+)$/.exec(bios.get(user.id) ?? "")?.[1]);
-        expect(seq).toBeGreaterThanOrEqual(Math.max(...acked));
-      }
-
-      // Payments: one per idempotency key, each the one its client was given.
-      // (The development seed's own payments are not this traffic's.)
-      const senders = users.map((u) => `'${u.id}'`).join(", ");
-      const paymentRows = await rows<{ id: string }>(payments!, `select id from payments.payments where sender_id in (${senders})`);
-      expect(paymentRows.map((r) => r.id).sort()).toEqual([...firstIds.values()].sort());
-      const keys = await rows<{ key: string; payment_id: string }>(
-        payments!,
-        `select key, payment_id from payments.idempotency_keys where caller_id in (${senders})`,
-      );
-      expect(new Map(keys.map((k) => [k.key, k.payment_id]))).toEqual(firstIds);
-      // Each status change recorded once per payment.
-      const repeated = await rows(payments!, `select payment_id, status from payments.payment_transactions group by 1, 2 having count(*) > 1`);
-      expect(repeated).toEqual([]);
-
-      // Every event any service committed is published and audited exactly once.
-      const events: string[] = [];
-      for (const service of serviceNames) {
-        const outbox = await rows<{ id: string; published: boolean }>(
-          after.of(service),
-          `select id, published_at is not null as published from "${service}"."outbox"`,
-        );
-        expect(outbox.filter((r) => !r.published)).toEqual([]);
-        events.push(...outbox.map((r) => r.id));
-      }
-      const audited = (await rows<{ id: string }>(admin!, `select id from admin.audit_logs`)).map((r) => r.id);
-      expect(audited.sort()).toEqual(events.sort());
-
+      const counted = await expectExactlyOnce(<T>(service: string, text: string) => rows<T>(after.of(service), text), { sent, users, paymentIds });
       const ackedCount = sent.filter(acknowledged).length;
       console.info(
         `[${label}] requests sent ${sent.length + users.length}, acknowledged writes ${ackedCount + users.length}, in flight at the kill ${inFlight}, ` +
           `no answer ${sent.filter((s) => !s.answer).length}; at the kill: ${unpublished.length} unpublished outbox rows, ${pendingAtKill} pending deliveries; ` +
-          `after: users ${userIds.length}, profiles ${profileUsers.length}, payments ${paymentRows.length}, audit rows ${audited.length} = events ${events.length}`,
+          `after: users ${counted.users}, profiles ${counted.profiles}, payments ${counted.payments}, audit rows ${counted.audited} = events ${counted.events}`,
       );
     } finally {
       await after.close();

@@ -10,32 +10,24 @@
  *     nothing written, and the same functions serve again once it is back, with no redeploy.
  */
 import { randomUUID } from "node:crypto";
-import { type Answer, call } from "@enclave/local/faults.testing";
+import {
+  type Answer,
+  acknowledged,
+  call,
+  expectExactlyOnce,
+  mixedTraffic,
+  faultPassword as password,
+  registerUser,
+  retryAsClients,
+  type Sent,
+  type TrafficUser,
+} from "@enclave/local/faults.testing";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { postgresBinaries } from "./postgres";
 import { startTwin, type Twin } from "./twin";
 import { stageServices, sweepOutboxes, twinSql } from "./twin.testing";
 
-const password = "correct horse battery";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-interface User {
-  email: string;
-  token: string;
-  id: string;
-}
-
-type Sent =
-  | { op: "register"; email: string; answer?: Answer }
-  | { op: "login"; email: string; answer?: Answer }
-  | { op: "pay"; key: string; sender: User; body: { recipientEmail: string; amount: string }; answer?: Answer }
-  | { op: "patch"; user: User; seq: number; answer?: Answer };
-
-const acknowledged = (sent: Sent) =>
-  sent.answer !== undefined &&
-  ((sent.op === "register" && sent.answer.status === 201) ||
-    (sent.op === "pay" && sent.answer.status === 201) ||
-    (sent.op === "patch" && sent.answer.status === 200));
 
 /**
  * A 5xx a client may see while environments are killed: API Gateway's own answer for a function
@@ -60,46 +52,13 @@ describe.skipIf(!postgresBinaries())("faults on the stage twin", () => {
   test("execution environments killed under mixed traffic: acknowledged writes exactly once, every event delivered and audited once", async () => {
     const base = twin.url;
     const run = randomUUID().slice(0, 8);
-    const register = async (email: string): Promise<User> => {
-      const answer = await call(base, "POST", "/auth/register", { body: { email, password, name: "Fault" } });
-      expect(answer?.status, JSON.stringify(answer?.body)).toBe(201);
-      return { email, token: answer!.body.accessToken, id: answer!.body.user.id };
-    };
-    const users: User[] = [];
-    for (let i = 0; i < 4; i++) users.push(await register(`base-${i}-${run}@example.com`));
+    const users: TrafficUser[] = [];
+    for (let i = 0; i < 4; i++) users.push(await registerUser(base, `base-${i}-${run}@example.com`));
     await twin.idle();
 
     const sent: Sent[] = [];
     let stopping = false;
-    let counter = 0;
-    const ops = ["register", "pay", "patch", "login", "pay", "patch"] as const;
-    const client = async (worker: number) => {
-      for (let step = 0; !stopping; step++) {
-        const n = counter++;
-        const op = ops[(worker + step) % ops.length]!;
-        const sender = users[n % users.length]!;
-        if (op === "register") {
-          const entry: Sent = { op, email: `mixed-${n}-${run}@example.com` };
-          sent.push(entry);
-          entry.answer = await call(base, "POST", "/auth/register", { body: { email: entry.email, password, name: `Mixed ${n}` } });
-        } else if (op === "login") {
-          const entry: Sent = { op, email: sender.email };
-          sent.push(entry);
-          entry.answer = await call(base, "POST", "/auth/login", { body: { email: sender.email, password } });
-        } else if (op === "pay") {
-          const recipient = users[(n + 1) % users.length]!;
-          const body = { recipientEmail: recipient.email, amount: `${1 + (n % 9)}.${String(n % 100).padStart(2, "0")}` };
-          const entry: Sent = { op, key: randomUUID(), sender, body };
-          sent.push(entry);
-          entry.answer = await call(base, "POST", "/payments", { body, token: sender.token, headers: { "idempotency-key": entry.key } });
-        } else {
-          const entry: Sent = { op: "patch", user: sender, seq: n };
-          sent.push(entry);
-          entry.answer = await call(base, "PATCH", "/profiles/me", { body: { bio: `update ${n}` }, token: sender.token });
-        }
-      }
-    };
-    const clients = [0, 1, 2, 3].map(client);
+    const clients = mixedTraffic(base, users, run, sent, () => stopping);
 
     // Every API and consumer, one after another, killed while the traffic runs (crons are left alone:
     // their schedules fire only when the test fires them).
@@ -122,7 +81,7 @@ describe.skipIf(!postgresBinaries())("faults on the stage twin", () => {
       crashes++;
     }
     stopping = true;
-    await Promise.all(clients);
+    await clients;
 
     // Answers: successes and refusals the contract allows; a 5xx only where a function died.
     for (const s of sent) expect([s.op, s.answer?.status]).not.toEqual([s.op, undefined]);
@@ -138,21 +97,7 @@ describe.skipIf(!postgresBinaries())("faults on the stage twin", () => {
     expect(sent.filter(acknowledged).length, tally(sent)).toBeGreaterThanOrEqual(2 * crashes);
 
     // Clients retry what got no success, and repeat what was acknowledged: one effect each.
-    const firstIds = new Map<string, string>();
-    for (const s of sent) if (s.op === "pay" && acknowledged(s)) firstIds.set(s.key, s.answer!.body.payment.id);
-    for (const s of sent) {
-      if (s.op === "pay") {
-        const replay = await call(base, "POST", "/payments", { body: s.body, token: s.sender.token, headers: { "idempotency-key": s.key } });
-        expect([s.key, replay?.status]).toEqual([s.key, 201]);
-        if (firstIds.has(s.key)) expect(replay?.body.payment.id).toBe(firstIds.get(s.key));
-        else firstIds.set(s.key, replay!.body.payment.id);
-      } else if (s.op === "register" && !acknowledged(s)) {
-        const retried = await call(base, "POST", "/auth/register", { body: { email: s.email, password, name: "Retried" } });
-        expect([201, 409]).toContain(retried?.status);
-      }
-    }
-    for (const s of sent)
-      if (s.op === "register" && acknowledged(s)) expect((await call(base, "POST", "/auth/login", { body: { email: s.email, password } }))?.status).toBe(200);
+    const paymentIds = await retryAsClients(base, sent);
 
     // What a killed relay left is the sweepers' (rows older than their grace period); what ran out of
     // retries waits in a dead-letter queue and is redriven, as docs/OPERATIONS.md says.
@@ -171,59 +116,16 @@ describe.skipIf(!postgresBinaries())("faults on the stage twin", () => {
     await sweepOutboxes(twin, databaseOf);
     for (const queue of twin.queues.queues()) expect(twin.queues.messages(queue.arn), queue.arn).toEqual([]);
 
-    // Count everything.
-    const emails = (await twinSql<{ email: string }>(twin, "auth", "select lower(email) as email from auth.users")).map((r) => r.email);
-    for (const s of sent) if (s.op === "register") expect([s.email, emails.filter((e) => e === s.email).length]).toEqual([s.email, 1]);
-    expect(new Set(emails).size).toBe(emails.length);
-    const userIds = (await twinSql<{ id: string }>(twin, "auth", "select id from auth.users")).map((r) => r.id).sort();
-    const profileUsers = (await twinSql<{ user_id: string }>(twin, "profile", "select user_id from profile.user_profiles")).map((r) => r.user_id).sort();
-    expect(profileUsers).toEqual(userIds);
-
-    const bios = new Map(
-      (await twinSql<{ user_id: string; bio: string | null }>(twin, "profile", "select user_id, bio from profile.user_profiles")).map((r) => [
-        r.user_id,
-        r.bio,
-      ]),
+    // Count everything; every payment was also carried to its end by the background processing, however often it was killed.
+    const counted = await expectExactlyOnce(
+      <T>(service: string, text: string) => twinSql<T>(twin, databaseOf(service), text),
+      { sent, users, paymentIds },
+      { paymentsSettled: true },
     );
-    for (const user of users) {
-      const acked = sent.filter((s): s is Extract<Sent, { op: "patch" }> => s.op === "patch" && s.user === user && acknowledged(s)).map((s) => s.seq);
-      if (acked.length > 0) expect(Number(/^update (\d+)$/.exec(bios.get(user.id) ?? "")?.[1])).toBeGreaterThanOrEqual(Math.max(...acked));
-    }
-
-    const senders = users.map((u) => `'${u.id}'`).join(", ");
-    const payments = await twinSql<{ id: string; status: string }>(
-      twin,
-      "payments",
-      `select id, status from payments.payments where sender_id in (${senders})`,
-    );
-    expect(payments.map((p) => p.id).sort()).toEqual([...firstIds.values()].sort());
-    // Every payment was carried to its end by the background processing, however often it was killed.
-    expect(payments.filter((p) => p.status !== "completed" && p.status !== "failed")).toEqual([]);
-    const keys = await twinSql<{ key: string; payment_id: string }>(
-      twin,
-      "payments",
-      `select key, payment_id from payments.idempotency_keys where caller_id in (${senders})`,
-    );
-    expect(new Map(keys.map((k) => [k.key, k.payment_id]))).toEqual(firstIds);
-    expect(await twinSql(twin, "payments", "select payment_id, status from payments.payment_transactions group by 1, 2 having count(*) > 1")).toEqual([]);
-
-    const events: string[] = [];
-    for (const service of stageServices) {
-      const outbox = await twinSql<{ id: string; published: boolean }>(
-        twin,
-        databaseOf(service),
-        `select id, published_at is not null as published from ${service}.outbox`,
-      );
-      expect(outbox.filter((r) => !r.published)).toEqual([]);
-      events.push(...outbox.map((r) => r.id));
-    }
-    const audited = (await twinSql<{ id: string }>(twin, "admin", "select id from admin.audit_logs")).map((r) => r.id);
-    expect(audited.sort()).toEqual(events.sort());
-
     console.info(
       `[twin] ${crashes} kills of ${victims.length} functions (${crashed.size} had environments running when killed: ${[...crashed].join(", ")}); ` +
         `requests ${sent.length + users.length}, acknowledged writes ${sent.filter(acknowledged).length + users.length}, 5xx while killed ${failed.length}; ` +
-        `dead letters redriven ${redriven}; users ${userIds.length}, profiles ${profileUsers.length}, payments ${payments.length}, audit rows ${audited.length} = events ${events.length}`,
+        `dead letters redriven ${redriven}; users ${counted.users}, profiles ${counted.profiles}, payments ${counted.payments}, audit rows ${counted.audited} = events ${counted.events}`,
     );
   }, 600_000);
 
