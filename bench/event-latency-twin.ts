@@ -53,7 +53,8 @@ export async function measureTwinEventLatency(options: { events: number; warmup?
     const samples = ids.map((id) => {
       const from = committed.get(id);
       const to = effected.get(id);
-      if (from === undefined || to === undefined) throw new Error(`user ${id}: ${from === undefined ? "user.registered" : "profile.created"} never reached the twin's bus`);
+      if (from === undefined || to === undefined)
+        throw new Error(`user ${id}: ${from === undefined ? "user.registered" : "profile.created"} never reached the twin's bus`);
       return to - from;
     });
     return { ...summarize(samples), warmup, twinStartMs: twin.readyMs };

@@ -53,7 +53,9 @@ describe("sealed settings", () => {
       AUTH_SIGNING_KEY: "from-env",
     });
     expect(env).toMatchObject({ PROFILE_DATABASE_URL: url, AUTH_SIGNING_KEY: "from-env", STAGE: "dev" });
-    expect(parseCommonConfig("profile", { SST_RESOURCE_SealedProfileDatabaseUrl: JSON.stringify({ variable: "PROFILE_DATABASE_URL", value: url }) }).databaseUrl).toBe(url);
+    expect(
+      parseCommonConfig("profile", { SST_RESOURCE_SealedProfileDatabaseUrl: JSON.stringify({ variable: "PROFILE_DATABASE_URL", value: url }) }).databaseUrl,
+    ).toBe(url);
     let refused: unknown;
     try {
       parseCommonConfig("profile", { SST_RESOURCE_SealedProfileDatabaseUrl: "postgres://not-json" });
