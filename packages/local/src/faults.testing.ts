@@ -52,6 +52,7 @@ export interface Answer {
   status: number;
   // biome-ignore lint/suspicious/noExplicitAny: response bodies are read field by field in assertions
   body: any;
+  headers: Headers;
 }
 
 /** One HTTP call; undefined when no answer came (connection refused or reset). */
@@ -73,7 +74,7 @@ export async function call(
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : undefined };
+    return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
   } catch {
     return undefined;
   }

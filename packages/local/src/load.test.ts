@@ -20,6 +20,7 @@ import { profileInbox, profileOutbox, userProfilesTable } from "@enclave/profile
 import { count, isNull } from "drizzle-orm";
 import type { PgTable } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { call as callService } from "./faults.testing";
 import { localService } from "./registry";
 import { createLocalRuntime, type LocalRuntime } from "./runtime";
 import { serveRuntime, testEnvironment } from "./runtime.testing";
@@ -85,6 +86,7 @@ const done = {
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T;
 
+/** One request of the traffic, counted; an answer other than `expected` (or none) is recorded as an error. */
 async function call(
   action: string,
   method: string,
@@ -92,23 +94,14 @@ async function call(
   expected: number,
   options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
 ) {
-  const response = await fetch(`${server.base}${path}`, {
-    method,
-    headers: {
-      ...(options.body === undefined ? {} : { "content-type": "application/json" }),
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-      ...options.headers,
-    },
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-  });
-  const text = await response.text();
+  const answer = await callService(server.base, method, path, options);
   done.requests++;
   done.byAction.set(action, (done.byAction.get(action) ?? 0) + 1);
-  if (response.status !== expected) {
-    done.errors.push(`${action}: ${method} ${path} → ${response.status} ${text.slice(0, 200)}`);
+  if (answer?.status !== expected) {
+    done.errors.push(`${action}: ${method} ${path} → ${answer ? `${answer.status} ${JSON.stringify(answer.body)?.slice(0, 200)}` : "no answer"}`);
     return undefined;
   }
-  return { body: text ? JSON.parse(text) : undefined, headers: response.headers };
+  return answer;
 }
 
 let admin = "";

@@ -276,6 +276,13 @@ export function deployFunction(spec: FunctionSpec, network: TwinNetwork, options
     }
   }
 
+  /** SIGKILL to every execution environment; resolves once each has exited. */
+  const killEnvironments = async () => {
+    const instances = [...pool];
+    for (const instance of instances) instance.kill();
+    await Promise.all(instances.map((instance) => instance.exited));
+  };
+
   return {
     spec,
     invoke(event: unknown): Promise<InvokeOutcome> {
@@ -290,17 +297,11 @@ export function deployFunction(spec: FunctionSpec, network: TwinNetwork, options
     get instances() {
       return pool.size;
     },
-    async crash() {
-      const instances = [...pool];
-      for (const instance of instances) instance.kill();
-      await Promise.all(instances.map((instance) => instance.exited));
-    },
+    crash: killEnvironments,
     async close() {
       closed = true;
       for (const job of queue.splice(0)) job.reject(new Error(`${spec.name} was closed before the invocation started`));
-      const instances = [...pool];
-      for (const instance of instances) instance.kill();
-      await Promise.all(instances.map((instance) => instance.exited));
+      await killEnvironments();
     },
   };
 }
