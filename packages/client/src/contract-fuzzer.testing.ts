@@ -371,9 +371,20 @@ export function contractFuzzer(target: FuzzTarget): ContractFuzzer {
     }) as fc.Arbitrary<Plan>;
   }
 
+  /** The query parameters an operation cannot do without, each with a value that finds something (an email: an account that exists). */
+  function requiredQuery(op: ContractOperation): Record<string, string> {
+    const required = (op.operation.parameters ?? []).filter((p) => p.in === "query" && p.required);
+    return Object.fromEntries(
+      required.map((p) => [
+        p.name,
+        p.name === "email" ? fx.bob.email : String(fc.sample(validValue(op.document, resolve(op.document, p.schema ?? {})), { numRuns: 1, seed: 1 })[0]),
+      ]),
+    );
+  }
+
   /**
    * A request the operation must accept, run first whatever the run count: an admitted caller, the
-   * caller's own (or a fresh) resource, no query, a valid key and a body that succeeds.
+   * caller's own (or a fresh) resource, only the query it requires, a valid key and a body that succeeds.
    */
   function validPlan(op: ContractOperation): Plan {
     const pathParameters = (op.operation.parameters ?? []).filter((p) => p.in === "path");
@@ -383,7 +394,7 @@ export function contractFuzzer(target: FuzzTarget): ContractFuzzer {
       actor: admits(op, "alice") ? "alice" : "admin",
       authorization: undefined,
       path: Object.fromEntries(pathParameters.map((p) => [p.name, { kind: op.operationId === "cancelPayment" ? "fresh" : "own" }])),
-      query: { values: {}, valid: true },
+      query: { values: requiredQuery(op), valid: true },
       idempotencyKey: { value: randomUUID(), valid: true },
       body: semantic ? { kind: "semantic", text: JSON.stringify(value), value } : { kind: "none" },
     };
