@@ -553,7 +553,8 @@ describe("two migrators at once", () => {
       await holder.end();
       await Promise.all([first?.close(), second?.close()]);
     }
-  });
+    // Its two waits allow 30 s each on a loaded machine: the test as a whole needs room for both.
+  }, 120_000);
 
   test("the repository's migrations of every service, by two migrators on an empty database: each applied once", async () => {
     const services = ["auth", "profile", "payments", "admin"];
