@@ -523,38 +523,42 @@ describe("two migrators at once", () => {
     }
   });
 
-  test.skipIf(!testServerUrl)("a concurrent index build: the second migrator waits for the first, then finds it applied (PostgreSQL)", async () => {
-    const base = init("pairidx");
-    const dir = await migrationsFolder([base]);
-    await migrate(db, "pairidx", dir);
-    await migrationsFolder(
-      [base, concurrentIndex("0001_name_idx", `CREATE INDEX CONCURRENTLY IF NOT EXISTS "things_name_idx" ON "pairidx"."things" USING btree ("name");`)],
-      dir,
-    );
-    const holder = await session();
-    const [first, second] = await Promise.all([1, 2].map(() => openDatabase(database.url, { maxConnections: 1 })));
-    try {
-      // A writer still open when the build starts keeps the build in progress.
-      await holder.query("begin");
-      await holder.query(`insert into "pairidx"."things" values (1, 'held')`);
-      const a = migrate(first!.db, "pairidx", dir);
-      await vi.waitFor(async () => expect(await buildInProgress('"pairidx"."things"')).toBeDefined(), { timeout: 30_000, interval: 20 });
-      const secondPid = await backendOf(second!.db);
-      let secondDone = false;
-      const b = migrate(second!.db, "pairidx", dir).finally(() => (secondDone = true));
-      await vi.waitFor(async () => expect(await triedMigrationLock(secondPid)).toBe(true), { timeout: 30_000, interval: 20 });
-      expect(secondDone).toBe(false);
-      expect((await recorded("pairidx")).map((r) => r.tag)).toEqual(["0000_init"]);
-      await holder.query("commit");
-      expect(await Promise.all([a, b])).toEqual([{ applied: ["0001_name_idx"] }, { applied: [] }]);
-      expect((await recorded("pairidx")).map((r) => r.tag)).toEqual(["0000_init", "0001_name_idx"]);
-      expect(await indexState("pairidx", "things_name_idx")).toEqual({ valid: true });
-    } finally {
-      await holder.end();
-      await Promise.all([first?.close(), second?.close()]);
-    }
-    // Its two waits allow 30 s each on a loaded machine: the test as a whole needs room for both.
-  }, 120_000);
+  test.skipIf(!testServerUrl)(
+    "a concurrent index build: the second migrator waits for the first, then finds it applied (PostgreSQL)",
+    async () => {
+      const base = init("pairidx");
+      const dir = await migrationsFolder([base]);
+      await migrate(db, "pairidx", dir);
+      await migrationsFolder(
+        [base, concurrentIndex("0001_name_idx", `CREATE INDEX CONCURRENTLY IF NOT EXISTS "things_name_idx" ON "pairidx"."things" USING btree ("name");`)],
+        dir,
+      );
+      const holder = await session();
+      const [first, second] = await Promise.all([1, 2].map(() => openDatabase(database.url, { maxConnections: 1 })));
+      try {
+        // A writer still open when the build starts keeps the build in progress.
+        await holder.query("begin");
+        await holder.query(`insert into "pairidx"."things" values (1, 'held')`);
+        const a = migrate(first!.db, "pairidx", dir);
+        await vi.waitFor(async () => expect(await buildInProgress('"pairidx"."things"')).toBeDefined(), { timeout: 30_000, interval: 20 });
+        const secondPid = await backendOf(second!.db);
+        let secondDone = false;
+        const b = migrate(second!.db, "pairidx", dir).finally(() => (secondDone = true));
+        await vi.waitFor(async () => expect(await triedMigrationLock(secondPid)).toBe(true), { timeout: 30_000, interval: 20 });
+        expect(secondDone).toBe(false);
+        expect((await recorded("pairidx")).map((r) => r.tag)).toEqual(["0000_init"]);
+        await holder.query("commit");
+        expect(await Promise.all([a, b])).toEqual([{ applied: ["0001_name_idx"] }, { applied: [] }]);
+        expect((await recorded("pairidx")).map((r) => r.tag)).toEqual(["0000_init", "0001_name_idx"]);
+        expect(await indexState("pairidx", "things_name_idx")).toEqual({ valid: true });
+      } finally {
+        await holder.end();
+        await Promise.all([first?.close(), second?.close()]);
+      }
+      // Its two waits allow 30 s each on a loaded machine: the test as a whole needs room for both.
+    },
+    120_000,
+  );
 
   test("the repository's migrations of every service, by two migrators on an empty database: each applied once", async () => {
     const services = ["auth", "profile", "payments", "admin"];
