@@ -1,5 +1,5 @@
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import fc from "fast-check";
 import type { Hono } from "hono";
 import { handle as honoHandle } from "hono/aws-lambda";
@@ -7,6 +7,7 @@ import { afterEach, describe, expect, test, vi } from "vitest";
 import * as z from "zod/mini";
 import { AppError } from "./errors";
 import { createServiceApp } from "./http/app";
+import { idempotencyKeyOf } from "./http/idempotency";
 import type { AppEnv } from "./http/types";
 import { type ApiGatewayV2Event, type ApiGatewayV2Result, handle, installFetchGlobals, LightHeaders, LightResponse, requestFromEvent } from "./lambda-http";
 import { type ApiGatewayEventOptions, apiGatewayEvent as sampleEvent } from "./testing/aws-events";
@@ -85,6 +86,7 @@ function demoApp(): Hono<AppEnv> {
     .add({ method: "get", path: "/private", operationId: "getPrivate", summary: "Needs a token", access: "user", responses: {} }, async (c) =>
       c.json({ never: true }),
     );
+  app.post("/keyed", (c) => c.json({ key: idempotencyKeyOf(c) }, 201));
   app.get("/text", (c) => c.text("plain text"));
   app.get("/text-status", (c) => c.text("made", 201, { "x-extra": "1" }));
   app.get("/html", (c) => c.html("<p>Zoë</p>"));
@@ -245,9 +247,52 @@ describe("handle(app) for API Gateway HTTP API events", () => {
     expect(light).toMatchObject({ statusCode: 400, body: "Invalid request" });
   });
 
-  test("non-ASCII header values reach the app percent-encoded, as with Hono's adapter", () => {
-    const request = requestFromEvent(apiGatewayEvent({ method: "GET", path: "/demo/text", headers: { "x-name": "Zoë" } }));
-    expect(request.headers.get("x-name")).toBe("Zo%C3%AB");
+  test("a header value beyond Latin-1 reaches the app as Node's HTTP server reads its UTF-8 bytes, as in the local runtime", async () => {
+    const values = ["✓ ok", "Zoë ✓", "日本語", "emoji 😀"];
+    const readByNode: string[] = [];
+    const server = createServer((request, response) => {
+      readByNode.push(request.headers["x-name"] as string);
+      response.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      for (const value of values) {
+        await new Promise<void>((resolve, reject) => {
+          const socket = connect(port, "127.0.0.1", () =>
+            socket.end(
+              Buffer.concat([Buffer.from("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Name: "), Buffer.from(value, "utf8"), Buffer.from("\r\n\r\n")]),
+            ),
+          );
+          socket
+            .on("data", () => {})
+            .on("close", () => resolve())
+            .on("error", reject);
+        });
+      }
+    } finally {
+      server.close();
+    }
+    const readByAdapter = values.map((value) =>
+      requestFromEvent(apiGatewayEvent({ method: "GET", path: "/demo/text", headers: { "x-name": value } })).headers.get("x-name"),
+    );
+    expect(readByAdapter).toEqual(readByNode);
+    expect(readByNode[0]).toBe(Buffer.from("✓ ok", "utf8").toString("latin1"));
+    // A Latin-1 value is already a byte string and passes unchanged.
+    expect(requestFromEvent(apiGatewayEvent({ method: "GET", path: "/demo/text", headers: { "x-name": "Zoë" } })).headers.get("x-name")).toBe("Zoë");
+  });
+
+  test("a non-ASCII Idempotency-Key is refused with 400 as in the local runtime (Hono's adapter percent-encodes it into a valid key)", async () => {
+    for (const key of ["clé", "key-✓", "日本"]) {
+      const event = apiGatewayEvent({ method: "POST", path: "/demo/keyed", headers: { "idempotency-key": key } });
+      const { hono, light, plain } = await bothAdapters(event);
+      expect(light).toEqual(plain);
+      expect(light.statusCode).toBe(400);
+      expect(parse(light)).toMatchObject({
+        error: { code: "validation_failed", details: [{ path: "Idempotency-Key", message: "must be printable ASCII without spaces" }] },
+      });
+      expect(hono.statusCode).toBe(201);
+    }
   });
 
   test("events in another format (REST API v1) go to Hono's adapter", async () => {

@@ -585,8 +585,13 @@ export class LambdaRequest extends LightBody {
   }
 }
 
-/** Header values outside ASCII are percent-encoded, as Hono's own adapter does. */
-const sanitize = (value: string) => (/[\u0080-\uffff]/.test(value) ? encodeURIComponent(value) : value);
+/**
+ * A header value as Node's HTTP server reads it off the wire, which is what the local runtime's
+ * app sees: a value with a character beyond Latin-1 becomes its UTF-8 bytes, one character each.
+ * (Hono's adapter percent-encodes instead, which turns a non-ASCII Idempotency-Key into a valid one
+ * deployed that the local runtime refuses.)
+ */
+const byteString = (value: string) => (/[\u0100-\uffff]/.test(value) ? Buffer.from(value, "utf8").toString("latin1") : value);
 
 /**
  * What may never stand literally in an encoded path: `?` and `#` (they would end it), `%` unless
@@ -610,6 +615,25 @@ export function encodePath(path: string): string {
   return escaped.startsWith("/") ? escaped : `/${escaped}`;
 }
 
+/** A path as API Gateway HTTP APIs hand it to a function: percent-decoded, an invalid escape left as sent. */
+export function decodedPath(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
+/**
+ * The path a deployed function routes on, for the path a client sent: decoded by the gateway,
+ * escaped again by this adapter. An encoded slash becomes a separator there (`/a%2Fb` routes as
+ * `/a/b`) and a double escape loses a level (`%2541` as `%41`); the local runtime routes on this
+ * path too, so both answer a path alike.
+ */
+export function gatewayPath(path: string): string {
+  return encodePath(decodedPath(path));
+}
+
 /** The request an API Gateway v2 event describes. Throws TypeError on headers no HTTP client can send. */
 export function requestFromEvent(event: ApiGatewayV2Event): LambdaRequest {
   const headers = new LightHeaders();
@@ -618,7 +642,7 @@ export function requestFromEvent(event: ApiGatewayV2Event): LambdaRequest {
   if (event.headers) {
     for (const name of Object.keys(event.headers)) {
       const value = event.headers[name];
-      if (value) headers.set(name, sanitize(value));
+      if (value) headers.set(name, byteString(value));
     }
   }
   let body: Buffered | null = null;

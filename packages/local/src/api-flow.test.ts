@@ -1,6 +1,7 @@
 import { createEnclaveClient } from "@enclave/client";
 import { runApiFlow } from "@enclave/client/api-flow.testing";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { expectEscapedPathsAnswerAsDeployed } from "./escaped-paths.testing";
 import { createLocalRuntime, type LocalRuntime } from "./runtime";
 import { serveRuntime, testEnvironment } from "./runtime.testing";
 
@@ -29,3 +30,7 @@ test("every route of API.md, through the typed client, against the local runtime
   });
   expect(runtime.bus.deadLetters()).toEqual([]);
 }, 120_000);
+
+test("paths with escapes answer as deployed: an encoded slash separates, a double escape loses a level", async () => {
+  await expectEscapedPathsAnswerAsDeployed(server.base);
+});

@@ -12,6 +12,7 @@ import { postgresBinaries } from "@enclave/stage/twin/postgres";
 import { startTwin, type Twin } from "@enclave/stage/twin/twin";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { internalNames } from "./contract-fuzz.testing";
+import { expectEscapedPathsAnswerAsDeployed } from "./escaped-paths.testing";
 import { openApiDocuments } from "./openapi-documents";
 
 const RUNS = Number(process.env.FUZZ_TWIN_RUNS || 25);
@@ -50,6 +51,10 @@ describe.skipIf(!postgresBinaries())("the contract, fuzzed against the stage twi
       [...statuses.keys()].some((status) => Number(status) < 300),
       JSON.stringify([...statuses]),
     ).toBe(true);
+  });
+
+  test("paths with escapes answer as the local runtime answers them", async () => {
+    await expectEscapedPathsAnswerAsDeployed(twin.url);
   });
 
   test(`${SEQUENCES} sequences by owners, strangers and the administrator`, { timeout: 600_000 }, async () => {

@@ -18,8 +18,10 @@ import {
 import { databaseUrlProblem, describeDatabaseFailure, fileProblem } from "@enclave/core/db/failures";
 import { MigrationError, migrate } from "@enclave/core/db/migrate";
 import { generatePrivateJwk, type PrivateJwk, parsePrivateJwk, parseSigningKeys, publicJwksJson } from "@enclave/core/keys";
+import { gatewayPath } from "@enclave/core/lambda-http";
 import { tenantContext } from "@enclave/core/tenants";
 import { Hono } from "hono";
+import { getPath } from "hono/utils/url";
 import { LocalBus } from "./bus";
 import { type LocalConfig, readLocalConfig } from "./config";
 import { mountDocs } from "./docs";
@@ -240,7 +242,7 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   for (const [name, { url }] of locations) env[`${name.toUpperCase()}_DATABASE_URL`] = url;
 
   const bus = new LocalBus({ dir: join(stateDir, "bus"), maxAttempts: config.BUS_MAX_ATTEMPTS, baseDelayMs: config.BUS_RETRY_BASE_MS });
-  const app = new Hono<AppEnv>();
+  const app = new Hono<AppEnv>({ getPath: deployedPath });
   app.use(requestContext("*"));
   const fetchLocal = async (request: Request) => app.fetch(request);
 
@@ -379,4 +381,17 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
       await opened.close();
     },
   };
+}
+
+/**
+ * Routes a request on the path its deployed function would route on (core's gatewayPath), so a
+ * path with escapes gets the same answer here as deployed. Most paths have none and are left alone.
+ */
+function deployedPath(request: Request): string {
+  const url = request.url;
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  if (!url.includes("%", start)) return getPath(request);
+  const end = url.slice(start).search(/[?#]/);
+  const path = end === -1 ? url.slice(start) : url.slice(start, start + end);
+  return getPath({ url: `http://local${gatewayPath(path)}` } as Request);
 }

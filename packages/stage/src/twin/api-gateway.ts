@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { decodedPath } from "@enclave/core/lambda-http";
 import type { StageRoute } from "../capture/model";
 import type { Invoke } from "../contracts";
 
@@ -81,14 +82,6 @@ export interface ApiGateway {
 }
 
 /** The payload 2.0 event for a request. */
-function decodedPath(path: string): string {
-  try {
-    return decodeURIComponent(path);
-  } catch {
-    return path;
-  }
-}
-
 export function payloadV2(
   request: { method: string; url: string; headers: IncomingMessage["headers"]; body: Buffer; sourceIp: string },
   match: { route: StageRoute; pathParameters: Record<string, string> },
