@@ -947,7 +947,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1008,7 +1008,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1095,7 +1095,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1202,7 +1202,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1287,7 +1287,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1543,7 +1543,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1621,7 +1621,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1692,7 +1692,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1782,7 +1782,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1874,7 +1874,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1958,7 +1958,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2042,7 +2042,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2165,7 +2165,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2257,7 +2257,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2471,7 +2471,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2565,7 +2565,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2649,7 +2649,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2794,7 +2794,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2916,7 +2916,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3027,7 +3027,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later. */
+            /** @description `unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];

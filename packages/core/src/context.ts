@@ -68,6 +68,7 @@ export function contextFromConfig(config: CommonConfig, options: ContextOptions)
     (() => {
       opened ??= openDatabase(config.databaseUrl, {
         maxConnections: config.DB_MAX_CONNECTIONS,
+        queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
         ...(config.NEON_WS_PROXY ? { neonWsProxy: config.NEON_WS_PROXY } : {}),
       }).catch((error) => {
         opened = undefined;

@@ -98,7 +98,9 @@ export function isConnectionError(error: unknown): boolean {
     const message = (current as { message?: unknown }).message;
     if (
       typeof message === "string" &&
-      /connection terminated|connect ECONNREFUSED|PGlite is closed|Connection refused|WebSocket|pool after calling end|Client was closed/i.test(message)
+      /connection terminated|connect ECONNREFUSED|PGlite is closed|Connection refused|WebSocket|pool after calling end|Client was closed|Query read timeout|timeout exceeded when trying to connect/i.test(
+        message,
+      )
     )
       return true;
     current = (current as { cause?: unknown }).cause;

@@ -24,6 +24,8 @@ const SLOW = 240_000;
 const password = "correct horse battery";
 /** Far beyond any timeout of the services (connect 5 s, health 3 s, auth 2 × AUTH_TIMEOUT_MS): a request still open then hangs. */
 const HANG_GUARD_MS = 60_000;
+/** The runtime's DB_QUERY_TIMEOUT_MS here: how long a statement may go unanswered. */
+const QUERY_TIMEOUT_MS = 3_000;
 
 const unavailable = { error: { code: "unavailable", message: expect.any(String) } };
 
@@ -57,7 +59,15 @@ describe.skipIf(!testServerUrl)("the database goes away mid-traffic (PostgreSQL)
     target.host = `127.0.0.1:${proxy.port}`;
     dataDir = mkdtempSync(join(tmpdir(), "enclave-db-away-"));
     runtime = await createLocalRuntime({
-      env: { DATA_DIR: dataDir, DATABASE_URL: target.toString(), LOCAL_CRONS: "0", SEED: "none", LOG_LEVEL: "error", BUS_RETRY_BASE_MS: "50" },
+      env: {
+        DATA_DIR: dataDir,
+        DATABASE_URL: target.toString(),
+        LOCAL_CRONS: "0",
+        SEED: "none",
+        LOG_LEVEL: "error",
+        BUS_RETRY_BASE_MS: "50",
+        DB_QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS),
+      },
     });
     server = await serveRuntime(runtime);
     base = server.base;
@@ -155,6 +165,40 @@ describe.skipIf(!testServerUrl)("the database goes away mid-traffic (PostgreSQL)
       expect(await paymentsCount()).toBeGreaterThanOrEqual(paymentsBefore + 1);
       const keys = await rows<{ key: string }>(database, "select key from payments.idempotency_keys where key like 'pay-down-%'");
       expect(keys).toEqual([]);
+    },
+    SLOW,
+  );
+
+  test(
+    "stalled (connections open, nothing answers): every request answers 503 unavailable once its statement times out, health 503; then everything works again",
+    async () => {
+      const up = await send("before-stall");
+      expect(up.every((r) => r.answer.status < 300)).toBe(true);
+      const paymentsBefore = await paymentsCount();
+      proxy.stall();
+      try {
+        for (const round of ["stalled-1", "stalled-2"]) {
+          const started = performance.now();
+          const answers = await send(round);
+          const tookMs = performance.now() - started;
+          for (const { label, answer } of answers) expect([label, answer.status, answer.body]).toEqual([label, 503, unavailable]);
+          // Bounded by the statement timeout (a connection the pool must open instead waits its
+          // 5 s connect timeout), not by the 60 s hang guard.
+          expect(tookMs).toBeLessThan(QUERY_TIMEOUT_MS + 5_000 + 5_000);
+        }
+        for (const prefix of prefixes) {
+          const health = await healthOf(prefix);
+          expect([prefix, health.status, health.body.database.status]).toEqual([prefix, 503, "down"]);
+        }
+      } finally {
+        proxy.unstall();
+      }
+      const after = await send("after-stall");
+      expect(after.map((r) => [r.label, r.answer.status])).toEqual(up.map((r) => [r.label, r.answer.status]));
+      // The statements held in the stall never reached the server: nothing of those rounds was written.
+      const keys = await rows<{ key: string }>(database, "select key from payments.idempotency_keys where key like 'pay-stalled-%'");
+      expect(keys).toEqual([]);
+      expect(await paymentsCount()).toBe(paymentsBefore + 1);
     },
     SLOW,
   );

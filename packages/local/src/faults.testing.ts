@@ -113,10 +113,15 @@ export async function rows<T = Record<string, unknown>>(database: Database, quer
 /**
  * A TCP proxy in front of PostgreSQL that the test controls: `cut()` resets every open connection
  * and refuses new ones (the database has gone away); `restore()` accepts again on the same port.
+ * `stall()` keeps every connection open but passes no byte either way, and holds new ones (a
+ * server or network that stopped answering); `unstall()` resets the connections held through the
+ * stall, their bytes dropped (as after a failover), and passes new ones through again.
  */
 export class TcpProxy {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  private readonly pairs = new Set<{ client: Socket; upstream: Socket }>();
+  private stalled = false;
   port = 0;
   connections = 0;
 
@@ -126,14 +131,19 @@ export class TcpProxy {
     const server = createServer((client) => {
       this.connections++;
       const upstream = new Socket();
+      const pair = { client, upstream };
       for (const socket of [client, upstream]) {
         this.sockets.add(socket);
         socket.on("close", () => this.sockets.delete(socket));
         socket.on("error", () => {});
       }
+      this.pairs.add(pair);
       upstream.connect(this.target.port, this.target.host);
-      client.pipe(upstream).pipe(client);
-      client.on("close", () => upstream.destroy());
+      if (!this.stalled) client.pipe(upstream).pipe(client);
+      client.on("close", () => {
+        this.pairs.delete(pair);
+        upstream.destroy();
+      });
       upstream.on("close", () => client.destroy());
     });
     await new Promise<void>((resolve, reject) => {
@@ -154,6 +164,24 @@ export class TcpProxy {
 
   async restore(): Promise<void> {
     if (!this.server) await this.start();
+  }
+
+  stall(): void {
+    this.stalled = true;
+    for (const { client, upstream } of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+  }
+
+  unstall(): void {
+    this.stalled = false;
+    for (const { client, upstream } of this.pairs) {
+      client.resetAndDestroy();
+      upstream.resetAndDestroy();
+    }
   }
 
   async close(): Promise<void> {

@@ -146,12 +146,16 @@ export function checkDatabaseUrls(locations: Map<string, DatabaseLocation>): voi
  * and checks that it answers, before anything is migrated. Every database that cannot be opened
  * is reported at once, as `<services>: <VARIABLE>: <why>`.
  */
-export async function openServiceDatabases(locations: Map<string, DatabaseLocation>, maxConnections: number): Promise<OpenedDatabases> {
+export async function openServiceDatabases(
+  locations: Map<string, DatabaseLocation>,
+  maxConnections: number,
+  queryTimeoutMs?: number,
+): Promise<OpenedDatabases> {
   checkDatabaseUrls(locations);
   const groups = byUrl(locations);
   const settled = await Promise.allSettled(
     groups.map(async ({ location }) => {
-      const database = await openDatabase(location.url, { maxConnections });
+      const database = await openDatabase(location.url, { maxConnections, ...(queryTimeoutMs ? { queryTimeoutMs } : {}) });
       try {
         await database.ping();
       } catch (error) {
@@ -273,7 +277,7 @@ export async function createLocalRuntime(options: StartOptions = {}): Promise<Lo
   }
   if (configFailures.length > 0) throw new StartupError(grouped(configFailures), { cause: firstConfigError });
 
-  const opened = await openServiceDatabases(locations, 5);
+  const opened = await openServiceDatabases(locations, 5, config.DB_QUERY_TIMEOUT_MS);
   try {
     for (const [name, database] of opened.byService) databases.set(name, database);
     for (const [name, location] of locations) {

@@ -27,6 +27,13 @@ export interface DatabaseOptions {
   neonWsProxy?: string;
   /** Called for every statement, e.g. to count round trips. */
   onQuery?: (sql: string) => void;
+  /**
+   * How long a statement outside a transaction (what an API route runs) may go unanswered before
+   * it fails as a connection error (503 `unavailable`), so a stalled server or network cannot
+   * hold a request until its function's timeout. Unset: no limit. Transactions (consumers,
+   * sweepers, migrations) are bounded by their function's timeout instead.
+   */
+  queryTimeoutMs?: number;
 }
 
 export function driverFor(url: string): DriverKind {

@@ -4,11 +4,12 @@ import { eq, sql } from "drizzle-orm";
 import { pgSchema, text, uuid } from "drizzle-orm/pg-core";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { isConnectionError } from "../errors";
 import { uuidv7 } from "../ids";
 import { createTestDatabase, type TestDatabase, testServerUrl } from "../testing/database";
 import { type NeonLocalEndpoint, startNeonLocalEndpoint } from "../testing/neon-http-endpoint";
 import { describeDatabaseFailure } from "./failures";
-import { neonHttpClient, neonHttpEndpoint, parseArray } from "./neon-http";
+import { NeonHttpError, neonHttpClient, neonHttpEndpoint, parseArray } from "./neon-http";
 
 describe("Neon HTTP client without a server", () => {
   test("Neon's endpoint for a compute host is api.<region>/sql", () => {
@@ -40,6 +41,39 @@ describe("Neon HTTP client without a server", () => {
       expect(await client("select 1 as n")).toEqual([{ n: 1 }]);
       expect(await client("select 1 as n")).toEqual([{ n: 1 }]);
       expect(requests).toBe(3);
+    } finally {
+      client.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  test("an endpoint that stops answering: the request fails with ETIMEDOUT (a 503), and its late answer never reaches the next one", async () => {
+    let requests = 0;
+    const server = createServer((request, response) => {
+      requests++;
+      request.resume();
+      const answer = (n: number) => {
+        const body = JSON.stringify({ command: "SELECT", rowCount: 1, fields: [{ name: "n", dataTypeID: 23 }], rows: [[String(n)]], rowAsArray: true });
+        if (!response.destroyed) response.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
+      };
+      // The first request is answered long after the client's timeout; later ones at once.
+      if (requests === 1) setTimeout(() => answer(1), 600);
+      else answer(requests);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const client = neonHttpClient("postgres://u@127.0.0.1:5432/db", {
+      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/sql`,
+      timeoutMs: 150,
+    });
+    try {
+      const error = await client("select 1 as n").catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(NeonHttpError);
+      expect(error).toMatchObject({ code: "ETIMEDOUT", message: "Error connecting to database: no answer within 150 ms" });
+      expect(isConnectionError(error)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      expect(await client("select 2 as n")).toEqual([{ n: 2 }]);
+      expect(requests).toBe(2);
     } finally {
       client.close();
       server.closeAllConnections();

@@ -18,6 +18,8 @@ import type { Db } from "./index";
 export interface NeonHttpOptions {
   /** The endpoint URL; Neon's own (`https://api.<region>.../sql`) unless set. */
   endpoint?: string;
+  /** How long a request may wait with nothing received before it fails with code ETIMEDOUT. */
+  timeoutMs?: number;
 }
 
 export interface NeonHttpResult {
@@ -176,6 +178,11 @@ export function neonHttpClient(connectionString: string, options: NeonHttpOption
           reject(new NeonHttpError(`Server error (HTTP status ${status}): ${text.slice(0, 200)}`));
         });
       });
+      // The socket is destroyed, so a late answer cannot reach the next request sent on it.
+      if (options.timeoutMs)
+        request.setTimeout(options.timeoutMs, () =>
+          request.destroy(Object.assign(new Error(`no answer within ${options.timeoutMs} ms`), { code: "ETIMEDOUT" })),
+        );
       request.on("error", (error: NodeJS.ErrnoException) => {
         // A kept-alive connection the server closed while this process was idle (a Lambda between
         // invocations) fails before the server saw the request: send it once more on a new one.

@@ -13,7 +13,10 @@ import { drizzleNeonHttp, neonHttpClient } from "./neon-http";
  */
 export async function openNeon(url: string, logger: Logger, options: DatabaseOptions): Promise<OpenedDriver> {
   const proxy = options.neonWsProxy;
-  const client = neonHttpClient(url, proxy ? { endpoint: `http://${proxy.replace(/\/.*$/, "")}/sql` } : {});
+  const client = neonHttpClient(url, {
+    ...(proxy ? { endpoint: `http://${proxy.replace(/\/.*$/, "")}/sql` } : {}),
+    ...(options.queryTimeoutMs ? { timeoutMs: options.queryTimeoutMs } : {}),
+  });
   const db = drizzleNeonHttp(client, logger);
 
   let pool: Promise<{ db: Db; end(): Promise<void> }> | undefined;

@@ -231,7 +231,8 @@ function commonErrors(spec: AnyRouteSpec): Record<number, string> {
     errors[415] = "`unsupported_media_type`: the body is not sent as `application/json`.";
   }
   if (spec.database !== false || spec.access !== "public") {
-    errors[503] = "`unavailable`: a dependency (the database, or the keys that verify access tokens) is down; nothing was changed; retry later.";
+    errors[503] =
+      "`unavailable`: a dependency (the database, or the keys that verify access tokens) is down or did not answer in time; retry later. A refused request changed nothing; one that timed out may have been applied, so retry a create with the same `Idempotency-Key`.";
   }
   return errors;
 }

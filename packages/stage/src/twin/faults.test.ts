@@ -173,4 +173,62 @@ describe.skipIf(!postgresBinaries())("faults on the stage twin", () => {
     expect((await call(base, "POST", "/auth/register", { body: { email, password, name: "After" } }))?.status).toBe(201);
     for (const service of ["auth", "profiles", "payments", "admin"]) expect((await call(base, "GET", `/${service}/health`))?.status, service).toBe(200);
   }, 180_000);
+
+  test("the database stops answering (connections open): 503 unavailable before the functions time out; a retried payment is made once", async () => {
+    const base = twin.url;
+    const email = `stall-${randomUUID().slice(0, 8)}@example.com`;
+    const [payer, payee] = await Promise.all(
+      ["payer", "payee"].map((name) => call(base, "POST", "/auth/register", { body: { email: `${name}-${email}`, password, name } })),
+    );
+    expect([payer?.status, payee?.status]).toEqual([201, 201]);
+    const token = payer!.body.accessToken as string;
+    const payment = { body: { recipientEmail: `payee-${email}`, amount: "3.00" }, token, headers: { "idempotency-key": `stall-${email}` } };
+    expect((await call(base, "POST", "/payments", { ...payment, headers: { "idempotency-key": `before-${email}` } }))?.status).toBe(201);
+    await twin.idle();
+
+    twin.postgres.freeze();
+    try {
+      const requests = [
+        ["GET", "/auth/me", {}],
+        ["GET", "/profiles/me", {}],
+        ["GET", "/payments", {}],
+        ["POST", "/payments", payment],
+      ] as const;
+      const answers = await Promise.all(
+        requests.map(async ([method, path, options]) => {
+          const started = performance.now();
+          const answer = await call(base, method, path, { token, ...options });
+          return { method, path, status: answer?.status, body: answer?.body, tookMs: performance.now() - started };
+        }),
+      );
+      for (const { method, path, status, body, tookMs } of answers) {
+        expect([method, path, status, body]).toEqual([method, path, 503, { error: { code: "unavailable", message: expect.any(String) } }]);
+        // The service's own 503 after DB_QUERY_TIMEOUT_MS (8 s), before the function's 10 s timeout would end it.
+        expect(tookMs, `${method} ${path}`).toBeLessThan(10_000);
+      }
+      for (const service of ["auth", "profiles", "payments", "admin"]) {
+        const health = await call(base, "GET", `/${service}/health`);
+        expect([service, health?.status, health?.body.database?.status]).toEqual([service, 503, "down"]);
+      }
+    } finally {
+      twin.postgres.thaw();
+    }
+
+    let me: Answer | undefined;
+    for (let attempt = 0; attempt < 50 && me?.status !== 200; attempt++) {
+      if (attempt > 0) await sleep(200);
+      me = await call(base, "GET", "/auth/me", { token });
+    }
+    expect(me?.status).toBe(200);
+    // A statement that timed out may still have run once the server went on: the client retries
+    // with the same key, and the key makes it one payment either way.
+    const retried = await call(base, "POST", "/payments", { ...payment, token });
+    expect(retried?.status).toBe(201);
+    const made = await twinSql<{ n: string }>(
+      twin,
+      databaseOf("payments"),
+      `select count(*) as n from payments.payments p join payments.idempotency_keys k on k.payment_id = p.id where k.key = 'stall-${email}'`,
+    );
+    expect(Number(made[0]?.n)).toBe(1);
+  }, 180_000);
 });

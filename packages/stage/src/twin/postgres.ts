@@ -23,6 +23,10 @@ export interface TwinPostgres {
   halt(): Promise<void>;
   /** Starts the server again on the same port and data, after `halt`. */
   resume(): Promise<void>;
+  /** Stops the server and its backends where they stand (SIGSTOP): connections stay open and nothing answers. */
+  freeze(): void;
+  /** Lets a frozen server run on (SIGCONT). */
+  thaw(): void;
   stop(): Promise<void>;
 }
 
@@ -137,9 +141,38 @@ export async function startTwinPostgres(options: { ownerPassword: string }): Pro
       return false;
     }
   };
+  /** The postmaster and its backends: every process whose parent it is. */
+  const serverProcesses = (): number[] => {
+    const pid = postmasterPid();
+    if (pid === undefined || !alive(pid)) return [];
+    const children = readdirSync("/proc")
+      .filter((entry) => /^\d+$/.test(entry))
+      .filter((entry) => {
+        try {
+          // The parent pid is the second field after the command name, which ends at the last ')'.
+          const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+          return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+    return [pid, ...children];
+  };
+  const signalAll = (pids: number[], signal: NodeJS.Signals) => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  };
   const shutDown = async () => {
     const pid = postmasterPid();
     if (pid === undefined || !alive(pid)) return;
+    // A frozen server handles no signal but SIGCONT's.
+    signalAll(serverProcesses().reverse(), "SIGCONT");
     // SIGINT: PostgreSQL's fast shutdown (disconnects clients, no waiting on them).
     process.kill(pid, "SIGINT");
     for (let waited = 0; alive(pid) && waited < 10_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -164,6 +197,9 @@ export async function startTwinPostgres(options: { ownerPassword: string }): Pro
     owner,
     socket,
     halt: shutDown,
+    // The postmaster first, so it forks no backend the list would miss; continued last.
+    freeze: () => signalAll(serverProcesses(), "SIGSTOP"),
+    thaw: () => signalAll(serverProcesses().reverse(), "SIGCONT"),
     async resume() {
       const pid = postmasterPid();
       if (pid !== undefined && alive(pid)) return;
