@@ -7,27 +7,15 @@ import { sql } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 import { createTestDatabase, migrationsDir, type TestDatabase, testServerUrl } from "../testing/database";
+import { type FakeMigration, writeMigrationsFolder } from "../testing/migrations";
 import { type Db, openDatabase, rowsOf } from "./index";
 import { bookkeepingSchema, MigrationError, migrate, noTransactionMarker, readMigrations } from "./migrate";
-
-interface FakeMigration {
-  tag: string;
-  sql: string;
-  when?: number;
-}
 
 const root = mkdtempSync(join(tmpdir(), "enclave-migrate-"));
 let folders = 0;
 
-/** A migrations folder in drizzle-kit's format: meta/_journal.json plus one .sql file per entry. */
-async function migrationsFolder(migrations: FakeMigration[], dir = join(root, `m${folders++}`)): Promise<string> {
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(join(dir, "meta"), { recursive: true });
-  const entries = migrations.map((m, idx) => ({ idx, version: "7", when: m.when ?? 1_790_000_000_000 + idx * 1000, tag: m.tag, breakpoints: true }));
-  await writeFile(join(dir, "meta", "_journal.json"), JSON.stringify({ version: "7", dialect: "postgresql", entries }, null, 2));
-  for (const m of migrations) await writeFile(join(dir, `${m.tag}.sql`), m.sql);
-  return dir;
-}
+/** A migrations folder in drizzle-kit's format, in a new directory unless one is given. */
+const migrationsFolder = (migrations: FakeMigration[], dir = join(root, `m${folders++}`)) => writeMigrationsFolder(dir, migrations);
 
 /** Generated-style SQL: statements separated by drizzle-kit's breakpoint marker. */
 const statements = (...parts: string[]) => parts.join("\n--> statement-breakpoint\n");

@@ -1,5 +1,8 @@
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { eq, sql } from "drizzle-orm";
 import { pgSchema, text, uuid } from "drizzle-orm/pg-core";
 import pg from "pg";
@@ -7,8 +10,10 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { isConnectionError } from "../errors";
 import { uuidv7 } from "../ids";
 import { createTestDatabase, type TestDatabase, testServerUrl } from "../testing/database";
+import { writeMigrationsFolder } from "../testing/migrations";
 import { type NeonLocalEndpoint, startNeonLocalEndpoint } from "../testing/neon-http-endpoint";
 import { describeDatabaseFailure } from "./failures";
+import { migrate, noTransactionMarker } from "./migrate";
 import { NeonHttpError, neonHttpClient, neonHttpEndpoint, parseArray } from "./neon-http";
 
 describe("Neon HTTP client without a server", () => {
@@ -181,6 +186,27 @@ describe.skipIf(!testServerUrl)("Neon over HTTP, WebSocket for transactions (ski
       await tx.insert(things).values({ id: kept, name: "kept" });
     });
     expect(await database.db.select({ name: things.name }).from(things).where(eq(things.id, kept))).toEqual([{ name: "kept" }]);
+  });
+
+  test("a migration marked no-transaction (a concurrent index build) runs on a WebSocket session of its own", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "neon-migrations-"));
+    try {
+      await writeMigrationsFolder(dir, [
+        { tag: "0000_init", sql: `CREATE TABLE "neonmig"."items" ("id" uuid PRIMARY KEY, "name" text NOT NULL);` },
+        {
+          tag: "0001_name_idx",
+          sql: `${noTransactionMarker}\nCREATE INDEX CONCURRENTLY IF NOT EXISTS "items_name_idx" ON "neonmig"."items" USING btree ("name");`,
+        },
+      ]);
+      await direct.query("create schema if not exists neonmig");
+      expect(await migrate(database.db, "neonmig", dir)).toEqual({ applied: ["0000_init", "0001_name_idx"] });
+      const index = await direct.query(
+        `select i.indisvalid as valid from pg_index i join pg_class c on c.oid = i.indexrelid where c.relname = 'items_name_idx'`,
+      );
+      expect(index.rows).toEqual([{ valid: true }]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test("a batch is one request, run in one transaction", async () => {

@@ -19,7 +19,7 @@ export async function openNeon(url: string, logger: Logger, options: DatabaseOpt
   });
   const db = drizzleNeonHttp(client, logger);
 
-  let pool: Promise<{ db: Db; end(): Promise<void> }> | undefined;
+  let pool: Promise<Awaited<ReturnType<typeof openNeonPool>>> | undefined;
   const webSocket = () => {
     pool ??= openNeonPool(url, logger, options).catch((error) => {
       pool = undefined;
@@ -29,6 +29,9 @@ export async function openNeon(url: string, logger: Logger, options: DatabaseOpt
   };
   const transaction = (async (...args: Parameters<Db["transaction"]>) => (await webSocket()).db.transaction(...args)) as Db["transaction"];
   Object.defineProperty(db, "transaction", { value: transaction });
+  // A migration marked no-transaction (CREATE INDEX CONCURRENTLY) needs a session of its own, which
+  // the runner takes with `$client.connect()` as it does from a node-postgres pool: a WebSocket connection.
+  Object.defineProperty(db, "$client", { value: { connect: async () => (await webSocket()).pool.connect() } });
 
   return {
     db,
@@ -55,5 +58,5 @@ async function openNeonPool(url: string, logger: Logger, options: DatabaseOption
   const pool = new Pool({ connectionString: url, max: options.maxConnections ?? 10 });
   pool.on("error", () => {});
   const db = drizzle({ client: pool, logger }) as unknown as Db;
-  return { db, end: () => pool.end() };
+  return { db, pool, end: () => pool.end() };
 }
