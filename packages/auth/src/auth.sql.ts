@@ -44,7 +44,12 @@ export const refreshTokensTable = authSchema.table(
     usedAt: timestamp("used_at", { withTimezone: true }),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
   },
-  (t) => [index("refresh_tokens_family_idx").on(t.familyId), index("refresh_tokens_user_idx").on(t.userId)],
+  (t) => [
+    index("refresh_tokens_family_idx").on(t.familyId),
+    index("refresh_tokens_user_idx").on(t.userId),
+    // The prune cron deletes the oldest expired families first.
+    index("refresh_tokens_expires_idx").on(t.expiresAt),
+  ],
 );
 
 /** Failed logins per account key (the lower-cased email, whether or not a user has it). */

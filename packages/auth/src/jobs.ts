@@ -1,13 +1,17 @@
 import { cron, defineJobs } from "@enclave/core";
 import type { AuthContext } from "./context";
 import { authManifest } from "./manifest";
-import { pruneLoginAttempts } from "./user";
+import { pruneExpiredRefreshTokens, pruneLoginAttempts } from "./user";
 
 /** What auth runs in the background. The kernel adds `outbox-sweeper` and `event-retention`. */
 export const authJobs = defineJobs(authManifest.name, {
-  "prune-login-attempts": cron({
-    description: "Deletes failed-sign-in counters whose window and lock have passed",
+  "prune-expired": cron({
+    description: "Deletes failed-sign-in counters whose window and lock have passed, and refresh-token families past their expiry",
     schedule: "rate(1 hour)",
-    run: (ctx: AuthContext) => pruneLoginAttempts(ctx),
+    run: async (ctx: AuthContext) => {
+      const loginAttempts = await pruneLoginAttempts(ctx);
+      const refreshTokens = await pruneExpiredRefreshTokens(ctx);
+      return { loginAttempts: loginAttempts.deleted, refreshTokens: refreshTokens.deleted, capped: refreshTokens.capped };
+    },
   }),
 });

@@ -205,6 +205,41 @@ export async function pruneLoginAttempts(ctx: AuthContext): Promise<{ deleted: n
 }
 
 /**
+ * Rows one refresh-token prune statement deletes, and statements one run makes at most: a backlog
+ * (a first run on a full table) is worked off over several hourly runs, each statement brief.
+ */
+export const refreshTokenPruning = { batchSize: 5_000, maxBatches: 20 } as const;
+
+/**
+ * Deletes refresh tokens past their expiry, oldest first. Every sign-in adds a family and every
+ * refresh a row to it, so without this the table only grows. `expires_at` is the family's own,
+ * carried over on rotation, so a family goes as a whole, and only once none of its tokens could
+ * be accepted: an expired token is refused whether or not its row is there, so no answer changes.
+ */
+export async function pruneExpiredRefreshTokens(
+  ctx: AuthContext,
+  options: { batchSize?: number; maxBatches?: number } = {},
+): Promise<{ deleted: number; capped: boolean }> {
+  const { batchSize, maxBatches } = { ...refreshTokenPruning, ...options };
+  const db = (await ctx.database()).db;
+  let deleted = 0;
+  for (let batch = 0; batch < maxBatches; batch++) {
+    const [row] = rowsOf<{ n: number }>(
+      await db.execute(sql`
+        with "gone" as (
+          delete from ${refreshTokensTable} where "id" in (
+            select "id" from ${refreshTokensTable} where "expires_at" < now() order by "expires_at" limit ${batchSize})
+          returning 1)
+        select count(*)::int as "n" from "gone"`),
+    );
+    const n = Number(row?.n ?? 0);
+    deleted += n;
+    if (n < batchSize) return { deleted, capped: false };
+  }
+  return { deleted, capped: true };
+}
+
+/**
  * Rotates a refresh token in one statement. A token that was already used means it leaked (or
  * a client raced itself): its whole family is revoked and the caller must sign in again.
  */
