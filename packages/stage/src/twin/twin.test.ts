@@ -234,6 +234,53 @@ for (const topology of ["per-service", "single"] as const) {
       expect(twin.queues.messages(queue)).toHaveLength(1);
     }, 60_000);
 
+    test("every schedule runs its deployed function to success as Scheduler fires it; the retention crons delete what is past its window", async () => {
+      const services = ["auth", "profile", "payments", "admin"];
+      const count = async (service: string, query: string) => Number((await sql<{ n: string }>(twin, databaseOf(service), query))[0]?.n);
+      const hasTable = async (service: string, table: string) =>
+        (await count(service, `select count(*) as n from pg_tables where schemaname = '${service}' and tablename = '${table}'`)) === 1;
+      // Rows past their windows: published events and consumed deliveries aged, an expired refresh-token family, a stale sign-in counter, an expired idempotency key.
+      for (const service of services) {
+        await sql(twin, databaseOf(service), `update ${service}.outbox set published_at = now() - interval '8 days' where published_at is not null`);
+        if (await hasTable(service, "inbox")) await sql(twin, databaseOf(service), `update ${service}.inbox set processed_at = now() - interval '31 days'`);
+      }
+      await sql(twin, databaseOf("auth"), `update auth.refresh_tokens set expires_at = now() - interval '1 second' where user_id = '${bob.id}'`);
+      await sql(
+        twin,
+        databaseOf("auth"),
+        `insert into auth.login_attempts (account_key, failures, window_started_at) values ('stale@example.com', 1, now() - interval '1 day')`,
+      );
+      await sql(twin, databaseOf("payments"), "update payments.idempotency_keys set expires_at = now() - interval '1 second'");
+      const aged = async () => ({
+        outbox: (
+          await Promise.all(services.map((s) => count(s, `select count(*) as n from ${s}.outbox where published_at < now() - interval '7 days'`)))
+        ).reduce((a, b) => a + b),
+        inbox: (
+          await Promise.all(
+            services.map(async (s) =>
+              (await hasTable(s, "inbox")) ? count(s, `select count(*) as n from ${s}.inbox where processed_at < now() - interval '30 days'`) : 0,
+            ),
+          )
+        ).reduce((a, b) => a + b),
+        refreshTokens: await count("auth", `select count(*) as n from auth.refresh_tokens where user_id = '${bob.id}'`),
+        loginAttempts: await count("auth", "select count(*) as n from auth.login_attempts where account_key = 'stale@example.com'"),
+        idempotencyKeys: await count("payments", "select count(*) as n from payments.idempotency_keys"),
+      });
+      const before = await aged();
+      for (const [what, n] of Object.entries(before)) expect([what, n > 0]).toEqual([what, true]);
+
+      const runs = [];
+      for (const schedule of twin.model.schedules) {
+        const run = await twin.scheduler.fire(schedule.name);
+        runs.push([schedule.name, run.delivery, run.invocation?.status]);
+      }
+      expect(runs).toEqual(twin.model.schedules.map((s) => [s.name, "delivered", "succeeded"]));
+      await twin.idle();
+      expect(await aged()).toEqual({ outbox: 0, inbox: 0, refreshTokens: 0, loginAttempts: 0, idempotencyKeys: 0 });
+      // Nothing live went with them: Ada's refresh tokens, not expired, are all still there.
+      expect(await count("auth", `select count(*) as n from auth.refresh_tokens where user_id = '${ada.id}' and expires_at > now()`)).toBeGreaterThan(0);
+    }, 120_000);
+
     test("every route of API.md, through the typed client, answers as the local runtime does", async () => {
       await runApiFlow(createEnclaveClient(twin.url), {
         baseUrl: twin.url,
