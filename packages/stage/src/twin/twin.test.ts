@@ -31,6 +31,7 @@ async function call(
     ...(options.raw !== undefined ? { body: options.raw } : options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
   });
   const text = await response.text();
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies are read field by field in assertions
   return { status: response.status, body: (text ? JSON.parse(text) : undefined) as Record<string, any>, headers: response.headers };
 }
 
