@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { authManifest } from "@enclave/auth/manifest";
 import { withSealedSettings } from "@enclave/core/config";
 import type { Cron, Subscription } from "@enclave/core/jobs";
+import { generatePrivateJwk } from "@enclave/core/keys";
 import { localServices } from "@enclave/local/services";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { deadLetterTags } from "../../../../infra/dead-letter-tags";
@@ -268,6 +269,21 @@ describe("other stages and settings", () => {
     expect(environmentOf(model, "Migrate").MIGRATE_SEEDS).toBe("essential,staging");
     expect((await sealedOf(model.functions.find((f) => f.component === "Migrate")!)).STAGING_SEED_PASSWORD).toBe(password);
     for (const fn of model.functions.filter((f) => f.component !== "Migrate")) expect(fn.sealed, fn.component).not.toContain("STAGING_SEED_PASSWORD");
+    await expectNoSecretInConfiguration(model);
+  }, 120_000);
+
+  test("rotating the signing key: a key set deploys, auth holds it sealed, every function verifies with both public keys", async () => {
+    const [next, current] = [generatePrivateJwk(), generatePrivateJwk()];
+    const keySet = JSON.stringify({ keys: [next, current] });
+    const { model } = await capture({ stage: "pr-46", secrets: { AuthSigningKey: keySet } });
+    expect(model.errors).toEqual([]);
+    expect((await sealedOf(model.functions.find((f) => f.component === "AuthApi")!)).AUTH_SIGNING_KEY).toBe(keySet);
+    const verifying = model.functions.filter((f) => f.environment.AUTH_PUBLIC_JWKS !== undefined);
+    expect(verifying.length).toBeGreaterThan(0);
+    for (const fn of verifying) {
+      const jwks = JSON.parse(fn.environment.AUTH_PUBLIC_JWKS!) as { keys: { kid: string; d?: string }[] };
+      expect([fn.component, jwks.keys.map((k) => k.kid), jwks.keys.some((k) => k.d !== undefined)]).toEqual([fn.component, [next.kid, current.kid], false]);
+    }
     await expectNoSecretInConfiguration(model);
   }, 120_000);
 
