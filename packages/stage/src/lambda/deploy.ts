@@ -32,6 +32,14 @@ export interface DeployedFunction {
    * environments (cold starts). The function stays deployed.
    */
   crash(): Promise<void>;
+  /**
+   * Stops every execution environment where it stands (SIGSTOP), those started meanwhile too, as
+   * a hung host or a function stuck on its own dependency: invocations get no answer until
+   * `resume()` or their timeout, which ends the environment.
+   */
+  hang(): void;
+  /** Lets hung environments go on (SIGCONT). */
+  resume(): void;
   /** Kills every execution environment; invocations still waiting are rejected. */
   close(): Promise<void>;
 }
@@ -74,6 +82,7 @@ export function deployFunction(spec: FunctionSpec, network: TwinNetwork, options
   const pool = new Set<Instance>();
   const queue: Job[] = [];
   let closed = false;
+  let hung = false;
 
   function settle(job: Job, outcome: InvokeOutcome): void {
     if (job.settled) return;
@@ -149,6 +158,11 @@ export function deployFunction(spec: FunctionSpec, network: TwinNetwork, options
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     }
 
+    signal(signal: NodeJS.Signals): void {
+      const child = this.child;
+      if (child && child.exitCode === null && child.signalCode === null) child.kill(signal);
+    }
+
     /** Lambda retries a too-slow init within the invocation, so its timeout now runs. */
     private initOverran(): void {
       if (this.state === "starting") this.startTimer();
@@ -187,6 +201,7 @@ export function deployFunction(spec: FunctionSpec, network: TwinNetwork, options
         serialization: "json",
       });
       this.child = child;
+      if (hung) child.kill("SIGSTOP");
       // An idle instance does not keep this process alive; a pending invocation's timer does.
       child.unref();
       child.channel?.unref();
@@ -298,6 +313,14 @@ export function deployFunction(spec: FunctionSpec, network: TwinNetwork, options
       return pool.size;
     },
     crash: killEnvironments,
+    hang() {
+      hung = true;
+      for (const instance of pool) instance.signal("SIGSTOP");
+    },
+    resume() {
+      hung = false;
+      for (const instance of pool) instance.signal("SIGCONT");
+    },
     async close() {
       closed = true;
       for (const job of queue.splice(0)) job.reject(new Error(`${spec.name} was closed before the invocation started`));

@@ -174,6 +174,46 @@ describe.skipIf(!postgresBinaries())("faults on the stage twin", () => {
     for (const service of ["auth", "profiles", "payments", "admin"]) expect((await call(base, "GET", `/${service}/health`))?.status, service).toBe(200);
   }, 180_000);
 
+  test("auth stops answering while payments looks a recipient up: payments answers 503 and creates nothing, then recovers by itself", async () => {
+    const base = twin.url;
+    const email = `auth-hang-${randomUUID().slice(0, 8)}@example.com`;
+    const [payer, payee] = await Promise.all(
+      ["payer", "payee"].map((name) => call(base, "POST", "/auth/register", { body: { email: `${name}-${email}`, password, name } })),
+    );
+    expect([payer?.status, payee?.status]).toEqual([201, 201]);
+    const key = `hang-${email}`;
+    // A recipient payments has not looked up yet, so it must ask auth (found users are cached).
+    const payment = {
+      token: payer!.body.accessToken as string,
+      body: { recipientEmail: `payee-${email}`, amount: "2.00" },
+      headers: { "idempotency-key": key },
+    };
+    const made = () => count("payments", `select count(*) as n from payments.idempotency_keys where key = '${key}'`);
+
+    const auth = twin.functions.get(twin.functionOf("AuthApi").name)!;
+    auth.hang();
+    try {
+      const started = performance.now();
+      const refused = await call(base, "POST", "/payments", payment);
+      expect([refused?.status, refused?.body]).toEqual([503, { error: { code: "unavailable", message: expect.any(String) } }]);
+      // Payments' own timeouts (2 s per attempt, one retry), well before its function's 10 s.
+      expect(performance.now() - started).toBeLessThan(10_000);
+      expect(await made()).toBe(0);
+    } finally {
+      auth.resume();
+    }
+
+    let health: Answer | undefined;
+    for (let attempt = 0; attempt < 100 && health?.status !== 200; attempt++) {
+      if (attempt > 0) await sleep(200);
+      health = await call(base, "GET", "/auth/health");
+    }
+    expect(health?.status).toBe(200);
+    const paid = await call(base, "POST", "/payments", payment);
+    expect(paid?.status).toBe(201);
+    expect(await made()).toBe(1);
+  }, 120_000);
+
   test("the database stops answering (connections open): 503 unavailable before the functions time out; a retried payment is made once", async () => {
     const base = twin.url;
     const email = `stall-${randomUUID().slice(0, 8)}@example.com`;
