@@ -270,6 +270,30 @@ describe("deployFunction", () => {
     expect(lines).toEqual(expect.arrayContaining(["twin-test-fn: hello ada", "twin-test-fn: careful ada"]));
   });
 
+  test("hang stops every environment, those started meanwhile too, until resume; an invocation meanwhile waits or times out", async () => {
+    const fn = deploy(spec("slow.handler", { timeoutSeconds: 1 }), { maxConcurrency: 2 });
+    const warm = ok(await fn.invoke({ ms: 0 })) as number;
+    fn.hang();
+    let answered = false;
+    const waiting = fn.invoke({ ms: 0 }).then((outcome) => {
+      answered = true;
+      return outcome;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(answered).toBe(false);
+    fn.resume();
+    expect(ok(await waiting)).toBe(warm);
+    // Hung past its timeout: the environment is ended, as Lambda ends it; a new one (not hung) answers.
+    fn.hang();
+    const [timedOut, started] = await Promise.all([fn.invoke({ ms: 0 }), fn.invoke({ ms: 0 })]);
+    expect([timedOut, started].map((o) => [o.ok, o.ok ? undefined : o.errorType])).toEqual([
+      [false, "Sandbox.Timedout"],
+      [false, "Sandbox.Timedout"],
+    ]);
+    fn.resume();
+    expect(await fn.invoke({ ms: 0 })).toMatchObject({ ok: true, coldStart: true });
+  });
+
   test("close kills every instance and refuses further invocations", async () => {
     const fn = deploy(spec("slow.handler"), { maxConcurrency: 2 });
     const pids = (await Promise.all([fn.invoke({ ms: 50 }), fn.invoke({ ms: 50 })])).map(ok) as number[];
