@@ -17,6 +17,8 @@ class TimedPool extends pg.Pool {
 
   // biome-ignore lint/suspicious/noExplicitAny: pg's query has many overloads; this only adds a field to the first argument
   override query(config: any, ...rest: any[]): any {
+    // A submittable (pg's Query, a cursor) is passed on as it is: copying it would lose its methods.
+    if (typeof config?.submit === "function") return (super.query as (...args: unknown[]) => unknown)(config, ...rest);
     const timed = typeof config === "string" ? { text: config, query_timeout: this.timeoutMs } : { ...config, query_timeout: this.timeoutMs };
     return (super.query as (...args: unknown[]) => unknown)(timed, ...rest);
   }
