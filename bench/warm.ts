@@ -256,13 +256,14 @@ export async function measureWarm(options: { rounds: number; msPerRound: number;
     const results: WarmRoute[] = [];
     for (const route of routes) {
       const statements = recorded.get(route.route) ?? [];
-      const check = (res: { status: number; text: string }) => {
-        if (res.status >= 300) throw new Error(`${route.route}: ${res.status} ${res.text.slice(0, 200)}`);
+      // A failed request names the server that answered it.
+      const check = (server: string, res: { status: number; text: string }) => {
+        if (res.status >= 300) throw new Error(`${route.route} on ${server}: ${res.status} ${res.text.slice(0, 200)}`);
       };
       const targets = {
-        enclave: async () => check(await send(agent, enclave.port, route)),
-        peer: async () => check(await send(peerAgent, peer.port, route)),
-        floor: async () => check(await send(floorAgent, floor.port, route)),
+        enclave: async () => check("Enclave", await send(agent, enclave.port, route)),
+        peer: async () => check("the warm peer", await send(peerAgent, peer.port, route)),
+        floor: async () => check("the floor", await send(floorAgent, floor.port, route)),
       };
       // Warm-up: connections, prepared statements, JIT.
       for (const run of Object.values(targets)) await load(Math.min(500, options.msPerRound), options.concurrency, run);
