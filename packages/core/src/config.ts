@@ -61,6 +61,12 @@ export function databaseUrlFor(service: string, env: Env): string | undefined {
 
 export const stageSchema = z.string().check(z.regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be lower-case letters, digits and dashes"));
 
+/**
+ * DB_QUERY_TIMEOUT_MS, for the services and the local runtime alike: a statement outside a
+ * transaction unanswered this long fails the request with 503 (below an API function's 10 s timeout).
+ */
+export const queryTimeoutSchema = z._default(z.coerce.number().check(z.int(), z.positive()), 8_000);
+
 const commonEnv = z.object({
   STAGE: z._default(stageSchema, "local"),
   LOG_LEVEL: z._default(z.enum(["debug", "info", "warn", "error"]), "info"),
@@ -75,8 +81,7 @@ const commonEnv = z.object({
   /** The stage's public service keys: when set, other services may call this one's service routes. */
   SERVICE_PUBLIC_JWKS: z.optional(z.string().check(z.refine(isPublicJwksJson, 'must be a JWKS document ({"keys": [...]}) of public keys only'))),
   DB_MAX_CONNECTIONS: z._default(z.coerce.number().check(z.int(), z.positive()), 1),
-  /** A statement outside a transaction unanswered this long fails the request with 503 (below an API function's 10 s timeout). */
-  DB_QUERY_TIMEOUT_MS: z._default(z.coerce.number().check(z.int(), z.positive()), 8_000),
+  DB_QUERY_TIMEOUT_MS: queryTimeoutSchema,
   NEON_WS_PROXY: z.optional(z.string()),
   /** Which of the service's jobs a job function runs (the deployment sets it per function). */
   JOB_NAME: z.optional(z.string().check(z.regex(/^[a-z][a-z0-9-]*$/, "must be a job name (kebab-case)"))),

@@ -1,4 +1,4 @@
-import { parseEnv, stageSchema } from "@enclave/core";
+import { parseEnv, queryTimeoutSchema, stageSchema } from "@enclave/core";
 import * as z from "zod/mini";
 
 const localEnv = z.object({
@@ -16,8 +16,7 @@ const localEnv = z.object({
   TENANTS_FILE: z.optional(z.string().check(z.minLength(1))),
   /** Set to 0 to not run crons on timers (tests drive them by hand). */
   LOCAL_CRONS: z._default(z.enum(["0", "1"]), "1"),
-  /** A statement outside a transaction unanswered this long fails the request with 503, as deployed. */
-  DB_QUERY_TIMEOUT_MS: z._default(z.coerce.number().check(z.int(), z.positive()), 8_000),
+  DB_QUERY_TIMEOUT_MS: queryTimeoutSchema,
   BUS_MAX_ATTEMPTS: z._default(z.coerce.number().check(z.int(), z.minimum(1)), 5),
   BUS_RETRY_BASE_MS: z._default(z.coerce.number().check(z.int(), z.minimum(1)), 250),
 });
