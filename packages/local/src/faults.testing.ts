@@ -119,7 +119,7 @@ export async function rows<T = Record<string, unknown>>(database: Database, quer
  */
 export class TcpProxy {
   private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
+  /** Every proxied connection still open, as the client's socket and its upstream. */
   private readonly pairs = new Set<{ client: Socket; upstream: Socket }>();
   private stalled = false;
   port = 0;
@@ -132,11 +132,7 @@ export class TcpProxy {
       this.connections++;
       const upstream = new Socket();
       const pair = { client, upstream };
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.on("close", () => this.sockets.delete(socket));
-        socket.on("error", () => {});
-      }
+      for (const socket of [client, upstream]) socket.on("error", () => {});
       this.pairs.add(pair);
       upstream.connect(this.target.port, this.target.host);
       if (!this.stalled) client.pipe(upstream).pipe(client);
@@ -158,7 +154,7 @@ export class TcpProxy {
   async cut(): Promise<void> {
     const server = this.server;
     this.server = undefined;
-    for (const socket of this.sockets) socket.resetAndDestroy();
+    this.resetConnections();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
@@ -178,6 +174,10 @@ export class TcpProxy {
 
   unstall(): void {
     this.stalled = false;
+    this.resetConnections();
+  }
+
+  private resetConnections(): void {
     for (const { client, upstream } of this.pairs) {
       client.resetAndDestroy();
       upstream.resetAndDestroy();

@@ -155,9 +155,10 @@ export function deployFunction(spec: FunctionSpec, network: TwinNetwork, options
       child.ref();
       child.channel?.ref();
       for (const stream of [child.stdout, child.stderr]) (stream as Partial<Socket> | null)?.ref?.();
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      this.signal("SIGKILL");
     }
 
+    /** Sends a signal to the environment's process while it runs. */
     signal(signal: NodeJS.Signals): void {
       const child = this.child;
       if (child && child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -36,6 +36,16 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const crashAnswer = (answer: Answer) =>
   (answer.status === 500 && answer.body?.message === "Internal Server Error") || (answer.status === 503 && answer.body?.error?.code === "unavailable");
 
+/** Sends `request` every 200 ms, at most `attempts` times, until it answers 200; returns the last answer. */
+async function untilOk(attempts: number, request: () => Promise<Answer | undefined>): Promise<Answer | undefined> {
+  let answer: Answer | undefined;
+  for (let attempt = 0; attempt < attempts && answer?.status !== 200; attempt++) {
+    if (attempt > 0) await sleep(200);
+    answer = await request();
+  }
+  return answer;
+}
+
 describe.skipIf(!postgresBinaries())("faults on the stage twin", () => {
   let twin: Twin;
   const databaseOf = (service: string) => service;
@@ -163,12 +173,7 @@ describe.skipIf(!postgresBinaries())("faults on the stage twin", () => {
     }
 
     // The same execution environments serve again; the refused registration had written nothing.
-    let me: Answer | undefined;
-    for (let attempt = 0; attempt < 50 && me?.status !== 200; attempt++) {
-      if (attempt > 0) await sleep(200);
-      me = await call(base, "GET", "/auth/me", { token });
-    }
-    expect(me?.status).toBe(200);
+    expect((await untilOk(50, () => call(base, "GET", "/auth/me", { token })))?.status).toBe(200);
     expect(await count("auth", "select count(*) as n from auth.users")).toBe(usersBefore);
     expect((await call(base, "POST", "/auth/register", { body: { email, password, name: "After" } }))?.status).toBe(201);
     for (const service of ["auth", "profiles", "payments", "admin"]) expect((await call(base, "GET", `/${service}/health`))?.status, service).toBe(200);
@@ -203,12 +208,7 @@ describe.skipIf(!postgresBinaries())("faults on the stage twin", () => {
       auth.resume();
     }
 
-    let health: Answer | undefined;
-    for (let attempt = 0; attempt < 100 && health?.status !== 200; attempt++) {
-      if (attempt > 0) await sleep(200);
-      health = await call(base, "GET", "/auth/health");
-    }
-    expect(health?.status).toBe(200);
+    expect((await untilOk(100, () => call(base, "GET", "/auth/health")))?.status).toBe(200);
     const paid = await call(base, "POST", "/payments", payment);
     expect(paid?.status).toBe(201);
     expect(await made()).toBe(1);
@@ -256,12 +256,7 @@ describe.skipIf(!postgresBinaries())("faults on the stage twin", () => {
       twin.postgres.thaw();
     }
 
-    let me: Answer | undefined;
-    for (let attempt = 0; attempt < 50 && me?.status !== 200; attempt++) {
-      if (attempt > 0) await sleep(200);
-      me = await call(base, "GET", "/auth/me", { token });
-    }
-    expect(me?.status).toBe(200);
+    expect((await untilOk(50, () => call(base, "GET", "/auth/me", { token })))?.status).toBe(200);
     // A statement that timed out may still have run once the server went on: the client retries
     // with the same key, and the key makes it one payment either way.
     const retried = await call(base, "POST", "/payments", { ...payment, token });
